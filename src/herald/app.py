@@ -1,0 +1,158 @@
+"""`create_app(settings)`: the Litestar application whose lifespan also runs the workers.
+
+Lifespan, in order: logging, the Postgres engine, the Redis pool, the feature resources
+(provider clients), then the worker runtime when `ENABLE_WORKERS`. On shutdown, in reverse:
+readiness turns 503 at once, the workers drain within `SHUTDOWN_GRACE_SECONDS`, and every
+pool is closed. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from litestar import Litestar, Router
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from redis.asyncio import Redis
+
+from herald import __version__, metrics
+from herald.config import Settings
+from herald.db.engine import create_engine, create_session_maker
+from herald.errors import exception_handlers
+from herald.health import route_handlers as health_routes
+from herald.logging import configure_logging
+from herald.queue import JobQueue, WorkerRuntime, load_jobs
+from herald.queue.stats import QueueStats
+from herald.request_context import RequestContextMiddleware
+from herald.resources import Resources, instance_name, process_role
+
+log = structlog.get_logger()
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def _warn_about_eviction(redis: Redis) -> None:
+    """Evicted job keys are lost work: say so loudly when Redis may evict them."""
+    try:
+        policy = (await redis.config_get("maxmemory-policy")).get("maxmemory-policy")
+    except Exception as exc:  # CONFIG may be disabled (managed Redis) or Redis may be down
+        log.warning("redis.policy_unknown", error=f"{type(exc).__name__}: {exc}")
+        return
+    if policy != "noeviction":
+        log.warning(
+            "redis.eviction_enabled",
+            maxmemory_policy=policy,
+            detail="set maxmemory-policy noeviction: Redis may evict queued jobs under memory "
+            "pressure (the reconciler re-enqueues them, but only after a delay)",
+        )
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    configure_logging(settings)
+    registry = load_jobs(settings.job_modules)
+    role = process_role(settings)
+    instance = instance_name(settings)
+    label = f"herald:{role}:{instance}"
+    metrics.role_info.info(
+        {
+            "role": role,
+            "api": str(settings.enable_api).lower(),
+            "workers": str(settings.enable_workers).lower(),
+        }
+    )
+    metrics.build_info.info({"version": __version__})
+
+    async with contextlib.AsyncExitStack() as stack:
+        engine = create_engine(settings, application_name=label)
+        stack.push_async_callback(engine.dispose)
+        redis = Redis.from_url(
+            settings.redis_url,
+            client_name=label,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=15,
+        )
+        stack.push_async_callback(redis.aclose)
+        resources = Resources(
+            settings=settings,
+            engine=engine,
+            session_maker=create_session_maker(engine),
+            redis=redis,
+            jobs=JobQueue(redis, registry),
+            role=role,
+            instance=instance,
+        )
+        app.state.resources = resources
+        app.state.collect_queue_metrics = QueueStats(redis, registry.queues).collect
+        for open_feature in app.state.feature_resources:
+            await stack.enter_async_context(open_feature(resources))
+        await _warn_about_eviction(redis)
+
+        if settings.enable_workers:
+            runtime = WorkerRuntime(
+                settings, registry, resources.jobs, resources, client_name=label
+            )
+            for install in app.state.worker_extensions:
+                install(runtime, resources)
+            resources.runtime = runtime
+            await runtime.start()
+            stack.push_async_callback(runtime.drain, settings.shutdown_grace_seconds)
+        stack.callback(setattr, resources, "draining", True)
+        log.info("herald.started", role=role, instance=instance, version=__version__)
+        yield
+        log.info("herald.stopping", role=role)
+    log.info("herald.stopped")
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the application for `settings`; every resource opens in the lifespan."""
+    from herald.features import api_routers, feature_resources, worker_extensions
+
+    routes: list[Any] = [*health_routes]
+    if settings.enable_api:
+        routes.append(Router(path="/", route_handlers=api_routers(settings)))
+    app = Litestar(
+        route_handlers=routes,
+        lifespan=[_lifespan],
+        exception_handlers=exception_handlers,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="Herald",
+            version=__version__,
+            description="Send email, SMS, push (FCM) and WhatsApp notifications and follow "
+            "their delivery.",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API key from `herald keys create NAME`.",
+                    )
+                }
+            ),
+            security=[{"bearer": []}],
+        )
+        if settings.enable_api
+        else None,
+        debug=False,
+        logging_config=None,
+    )
+    app.state.settings = settings
+    app.state.feature_resources = feature_resources(settings)
+    app.state.worker_extensions = worker_extensions(settings)
+    # Wrap the router itself, so 404s and 405s are logged and counted too.
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for `uvicorn --factory` (used by `herald serve --reload`)."""
+    from herald.config import load_settings
+
+    return create_app(load_settings())

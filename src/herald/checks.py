@@ -1,0 +1,67 @@
+"""`herald check`: the settings as loaded, and whether Postgres and Redis answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from herald.config import Settings
+from herald.db.migrate import pending_migrations
+from herald.resources import process_role
+
+
+def _safe(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _error(exc: BaseException) -> str:
+    text_ = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text_}" if text_ else type(exc).__name__
+
+
+async def _postgres(settings: Settings) -> str:
+    engine = create_async_engine(
+        settings.database_url, connect_args={"timeout": settings.database_timeout_seconds}
+    )
+    try:
+        async with asyncio.timeout(settings.database_timeout_seconds * 2):
+            async with engine.connect() as conn:
+                version = (await conn.execute(text("SHOW server_version"))).scalar_one()
+            behind = await pending_migrations(settings.database_url)
+    finally:
+        await engine.dispose()
+    note = "migrations pending: run `herald migrate`" if behind else "schema up to date"
+    return f"PostgreSQL {version}, {note}"
+
+
+async def _redis(settings: Settings) -> str:
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        info = await redis.info("server")
+        policy = (await redis.config_get("maxmemory-policy")).get("maxmemory-policy", "?")
+    finally:
+        await redis.aclose()
+    warning = "" if policy == "noeviction" else " (warning: set noeviction, see README)"
+    return f"Redis {info.get('redis_version', '?')}, maxmemory-policy {policy}{warning}"
+
+
+async def run_checks(settings: Settings, echo: Callable[[str], None]) -> bool:
+    echo(f"role: {process_role(settings)}  listen: {settings.host}:{settings.port}")
+    echo(f"queues: {', '.join(settings.worker_queues) or 'all'}")
+    ok = True
+    checks = (
+        ("postgres", _safe(settings.database_url), "DATABASE_URL", _postgres),
+        ("redis", _safe(settings.redis_url), "REDIS_URL", _redis),
+    )
+    for name, url, variable, check in checks:
+        try:
+            echo(f"{name}: ok ({await check(settings)}) at {url}")
+        except Exception as exc:
+            ok = False
+            echo(f"{name}: cannot reach {url} ({variable}): {_error(exc)}")
+    return ok

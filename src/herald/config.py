@@ -1,0 +1,298 @@
+"""Herald's settings: one typed class, read from the environment and an optional `.env`.
+
+Every field maps to the upper-case environment variable of the same name (`port` is `PORT`).
+Bad values stop start-up with one line per problem naming the variable and what it accepts
+(see `SettingsError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_RATE_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
+_RATE_PERIODS |= {"h": 3600, "hour": 3600}
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+    AUTO = "auto"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class RateLimit:
+    """A rate such as `10/s` or `600/min`: `limit` events per `period` seconds."""
+
+    def __init__(self, limit: int, period: int) -> None:
+        self.limit = limit
+        self.period = period
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        match = _RATE.match(text)
+        if match is None or int(match.group(1)) <= 0:
+            raise ValueError(f"expected a rate such as 10/s, 600/min or 1000/h, got {text!r}")
+        return cls(int(match.group(1)), _RATE_PERIODS[match.group(2)])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RateLimit) and (self.limit, self.period) == (
+            other.limit,
+            other.period,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.limit, self.period))
+
+    def __repr__(self) -> str:
+        return f"RateLimit({self.limit}/{self.period}s)"
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _comma_mapping(value: Any) -> Any:
+    """Parse `email=20,sms=5` into a dict; anything else goes to pydantic as it is."""
+    if not isinstance(value, str):
+        return value
+    result: dict[str, str] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected queue=value pairs separated by commas, got {item!r}")
+        result[key.strip()] = raw.strip()
+    return result
+
+
+def _rate(value: Any) -> Any:
+    if isinstance(value, str):
+        return RateLimit.parse(value) if value.strip() else None
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        arbitrary_types_allowed=True,
+    )
+
+    # -- process ----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
+    enable_api: bool = Field(True, description="Serve the public API (/v1) and the dashboard.")
+    enable_workers: bool = Field(True, description="Run the delivery worker loops in-process.")
+    worker_queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma list of queues this process consumes; empty means all of them.",
+    )
+    job_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra Python modules to import for their @job functions (comma list).",
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0, ge=0, description="How long running jobs may finish after SIGTERM."
+    )
+    auto_migrate: bool = Field(True, description="Apply pending migrations on `herald serve`.")
+    instance_name: str = Field(
+        "", description="Name shown for this process in heartbeats; defaults to host:pid."
+    )
+
+    # -- connections ----------------------------------------------------------------------------
+    database_url: str = Field(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/herald",
+        description="SQLAlchemy URL of the Postgres database (asyncpg driver).",
+    )
+    database_pool_size: int = Field(10, ge=1, description="Postgres connections per process.")
+    database_timeout_seconds: float = Field(
+        5.0, gt=0, description="Connect and statement timeout; past it the API answers 503."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for the queues.")
+
+    # -- logging ---------------------------------------------------------------------------------
+    log_level: LogLevel = Field(LogLevel.INFO, description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: LogFormat = Field(
+        LogFormat.AUTO, description="json, console, or auto (json unless stdout is a terminal)."
+    )
+
+    # -- worker runtime ---------------------------------------------------------------------------
+    worker_concurrency: int = Field(10, ge=1, description="Jobs run at once per queue.")
+    job_timeout_seconds: float = Field(60.0, gt=0, description="Default job timeout.")
+    queue_concurrency: Annotated[dict[str, Annotated[int, Field(ge=1)]], NoDecode] = Field(
+        default_factory=dict, description="Per-queue concurrency, e.g. `email=20,sms=5`."
+    )
+    queue_job_timeout: Annotated[dict[str, Annotated[float, Field(gt=0)]], NoDecode] = Field(
+        default_factory=dict, description="Per-queue job timeout in seconds, e.g. `email=30`."
+    )
+    poll_delay_seconds: float = Field(
+        0.05,
+        gt=0,
+        le=5,
+        description="How often a worker looks for jobs enqueued by other processes.",
+    )
+    worker_restart_max_seconds: float = Field(
+        30.0, gt=0, description="Cap of the backoff between restarts of a failed worker loop."
+    )
+
+    # -- delivery ---------------------------------------------------------------------------------
+    max_attempts: int = Field(5, ge=1, le=100, description="Attempts per notification.")
+    retry_base_seconds: float = Field(2.0, gt=0, description="First retry delay (before jitter).")
+    retry_factor: float = Field(2.0, ge=1, description="Growth of the retry delay per attempt.")
+    retry_max_seconds: float = Field(300.0, gt=0, description="Cap of one retry delay.")
+    lease_margin_seconds: float = Field(
+        5.0, ge=0, description="Added to the job timeout to make a delivery's lease."
+    )
+    reconcile_interval_seconds: float = Field(
+        10.0, gt=0, description="How often the reconciler looks for lost or stuck deliveries."
+    )
+    reconcile_grace_seconds: float = Field(
+        30.0, ge=0, description="How late a due notification may be before it is re-enqueued."
+    )
+    idempotency_ttl_seconds: int = Field(86_400, ge=60, description="How long keys are kept.")
+    provider_timeout_seconds: float = Field(10.0, gt=0, description="HTTP/SMTP call timeout.")
+
+    # -- providers -----------------------------------------------------------------------------
+    email_provider: Literal["log", "smtp"] = Field("log", description="log or smtp.")
+    smtp_host: str = Field("", description="SMTP server host.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_username: str = Field("", description="SMTP user (empty: no AUTH).")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    email_from: str = Field("herald@localhost", description="From address of emails.")
+
+    sms_provider: Literal["log", "twilio"] = Field("log", description="log or twilio.")
+    twilio_account_sid: str = Field("", description="Twilio account SID.")
+    twilio_auth_token: SecretStr = Field(SecretStr(""), description="Twilio auth token.")
+    twilio_from: str = Field("", description="Sending number (E.164) or messaging service.")
+    twilio_base_url: str = Field("https://api.twilio.com", description="Twilio API base URL.")
+
+    push_provider: Literal["log", "fcm"] = Field("log", description="log or fcm.")
+    fcm_project_id: str = Field("", description="Firebase project id.")
+    fcm_credentials_file: str = Field("", description="Path of the service-account JSON.")
+    fcm_base_url: str = Field("https://fcm.googleapis.com", description="FCM API base URL.")
+
+    whatsapp_provider: Literal["log", "meta"] = Field("log", description="log or meta.")
+    whatsapp_phone_number_id: str = Field("", description="WhatsApp Business phone number id.")
+    whatsapp_access_token: SecretStr = Field(SecretStr(""), description="Cloud API token.")
+    whatsapp_api_version: str = Field("v21.0", description="Graph API version.")
+    whatsapp_base_url: str = Field(
+        "https://graph.facebook.com", description="WhatsApp Cloud API base URL."
+    )
+
+    email_rate_limit: Annotated[RateLimit | None, NoDecode] = Field(
+        None, description="Sends allowed across all replicas, e.g. 10/s or 600/min."
+    )
+    sms_rate_limit: Annotated[RateLimit | None, NoDecode] = Field(None, description="As above.")
+    push_rate_limit: Annotated[RateLimit | None, NoDecode] = Field(None, description="As above.")
+    whatsapp_rate_limit: Annotated[RateLimit | None, NoDecode] = Field(
+        None, description="As above."
+    )
+
+    @field_validator(
+        "email_rate_limit",
+        "sms_rate_limit",
+        "push_rate_limit",
+        "whatsapp_rate_limit",
+        mode="before",
+    )
+    @classmethod
+    def _parse_rate(cls, value: Any) -> Any:
+        return _rate(value)
+
+    @field_validator("worker_queues", "job_modules", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("queue_concurrency", "queue_job_timeout", mode="before")
+    @classmethod
+    def _split_mappings(cls, value: Any) -> Any:
+        return _comma_mapping(value)
+
+    @model_validator(mode="after")
+    def _roles(self) -> Self:
+        if not (self.enable_api or self.enable_workers):
+            raise ValueError(
+                "ENABLE_API and ENABLE_WORKERS are both false: a process must have a role"
+            )
+        if not self.database_url.startswith("postgresql+asyncpg://"):
+            raise ValueError("DATABASE_URL must start with postgresql+asyncpg://")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        required = {
+            "smtp": ("smtp_host",),
+            "twilio": ("twilio_account_sid", "twilio_auth_token", "twilio_from"),
+            "fcm": ("fcm_project_id", "fcm_credentials_file"),
+            "meta": ("whatsapp_phone_number_id", "whatsapp_access_token"),
+        }
+        for provider in (
+            self.email_provider,
+            self.sms_provider,
+            self.push_provider,
+            self.whatsapp_provider,
+        ):
+            for name in required.get(provider, ()):
+                value = getattr(self, name)
+                if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
+                    raise ValueError(f"{name.upper()} is required when the provider is {provider}")
+        return self
+
+    def rate_limit_for(self, channel: str) -> RateLimit | None:
+        limit: RateLimit | None = getattr(self, f"{channel}_rate_limit", None)
+        return limit
+
+    def concurrency_for(self, queue: str) -> int:
+        return self.queue_concurrency.get(queue, self.worker_concurrency)
+
+    def job_timeout_for(self, queue: str) -> float:
+        return self.queue_job_timeout.get(queue, self.job_timeout_seconds)
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; `str()` is one line per problem, naming the variable."""
+
+
+_FRIENDLY = {
+    "bool_parsing": "expected true or false (1/0, yes/no and on/off also work)",
+    "int_parsing": "expected a whole number",
+    "float_parsing": "expected a number",
+}
+
+
+def _describe(error: Any) -> str:
+    location = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    name = location[0].upper() if location else ""
+    message = _FRIENDLY.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
+    if name:
+        given = error.get("input")
+        shown = f"={given!r}" if isinstance(given, str | int | float | bool) else ""
+        return f"invalid setting {name}{shown}: {message}"
+    return f"invalid settings: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings from the environment, raising `SettingsError` with a readable message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError("\n".join(_describe(e) for e in exc.errors())) from None

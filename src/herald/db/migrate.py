@@ -1,0 +1,114 @@
+"""Database creation and migrations, safe for replicas that start together.
+
+`migrate()` creates the database named in `DATABASE_URL` when it is missing, then applies
+pending Alembic migrations while holding a Postgres advisory lock, so only one process
+migrates at a time and the others find nothing left to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import structlog
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from herald.config import Settings
+
+log = structlog.get_logger()
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# An arbitrary constant shared by every Herald process: "herald migrations".
+_MIGRATION_LOCK = 0x4845524C_4D494752 & 0x7FFFFFFFFFFFFFFF
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+async def ensure_database(settings: Settings) -> bool:
+    """Create the database if it does not exist; True if it was created."""
+    url = make_url(settings.database_url)
+    name = url.database
+    if not name:
+        raise ValueError("DATABASE_URL must name a database")
+    conn = await asyncpg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database="postgres",
+        timeout=settings.database_timeout_seconds,
+    )
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return False
+        quoted = '"' + name.replace('"', '""') + '"'
+        try:
+            await conn.execute(f"CREATE DATABASE {quoted}")
+        except asyncpg.DuplicateDatabaseError:
+            return False  # another replica created it first
+        log.info("database.created", database=name)
+        return True
+    finally:
+        await conn.close()
+
+
+def _upgrade(connection: Connection) -> list[str]:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    before = MigrationContext.configure(connection).get_current_revision()
+    command.upgrade(config, "head")
+    after = MigrationContext.configure(connection).get_current_revision()
+    if before == after:
+        return []
+    script = ScriptDirectory.from_config(config)
+    return [rev.revision for rev in script.iterate_revisions(after, before)][::-1]
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Create the database if needed and apply pending migrations; returns what was applied."""
+    await ensure_database(settings)
+    engine = create_async_engine(
+        settings.database_url,
+        connect_args={"server_settings": {"application_name": "herald:migrate"}},
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+            await conn.commit()
+            try:
+                applied = await conn.run_sync(_upgrade)
+                await conn.commit()
+            finally:
+                await conn.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK}
+                )
+                await conn.commit()
+    finally:
+        await engine.dispose()
+    if applied:
+        log.info("database.migrated", applied=applied)
+    return applied
+
+
+async def pending_migrations(connection_url: str) -> bool:
+    """True when the database is behind the newest migration (used by `herald check`)."""
+    engine = create_async_engine(connection_url)
+    try:
+        async with engine.connect() as conn:
+            current = await conn.run_sync(
+                lambda c: MigrationContext.configure(c).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return current != head

@@ -1,0 +1,75 @@
+"""Every Prometheus instrument Herald exports, in one place.
+
+Labels are bounded by construction: queue names, job function names, channels, provider
+names, outcomes, HTTP methods, route templates and status codes. Never ids or addresses.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+# -- HTTP ------------------------------------------------------------------------------------
+http_requests = Counter(
+    "herald_http_requests",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+http_request_duration = Histogram(
+    "herald_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
+
+# -- jobs ------------------------------------------------------------------------------------
+jobs_enqueued = Counter(
+    "herald_jobs_enqueued", "Jobs put on a queue by this process.", ["queue", "function"]
+)
+jobs_started = Counter("herald_jobs_started", "Jobs started.", ["queue", "function"])
+jobs_succeeded = Counter("herald_jobs_succeeded", "Jobs that returned.", ["queue", "function"])
+jobs_failed = Counter("herald_jobs_failed", "Jobs that raised or timed out.", ["queue", "function"])
+jobs_retried = Counter(
+    "herald_jobs_retried", "Jobs that asked to run again later.", ["queue", "function"]
+)
+jobs_cancelled = Counter(
+    "herald_jobs_cancelled",
+    "Jobs cancelled (at shutdown past the grace period); they stay queued and run again.",
+    ["queue", "function"],
+)
+job_duration = Histogram(
+    "herald_job_duration_seconds",
+    "Time a job ran, by queue and function.",
+    ["queue", "function"],
+    buckets=_LATENCY_BUCKETS,
+)
+job_pickup_latency = Histogram(
+    "herald_job_pickup_latency_seconds",
+    "Time from a job being due (enqueued, or its deferred time) to its start.",
+    ["queue"],
+    buckets=(0.0005, *_LATENCY_BUCKETS),
+)
+jobs_in_flight = Gauge(
+    "herald_jobs_in_flight", "Jobs running now in this process.", ["queue", "function"]
+)
+
+# -- queues, read from Redis at scrape time ----------------------------------------------------
+queue_depth = Gauge("herald_queue_depth", "Jobs due now and waiting to start.", ["queue"])
+queue_deferred = Gauge("herald_queue_deferred", "Jobs waiting for a later time.", ["queue"])
+queue_in_progress = Gauge(
+    "herald_queue_in_progress", "Jobs started by some worker and not finished.", ["queue"]
+)
+queue_oldest_age = Gauge(
+    "herald_queue_oldest_job_age_seconds", "How long the oldest due job has waited.", ["queue"]
+)
+
+# -- runtime ---------------------------------------------------------------------------------
+worker_restarts = Counter(
+    "herald_worker_restarts", "Worker loops restarted after they failed.", ["queue"]
+)
+worker_loop_up = Gauge(
+    "herald_worker_loop_up", "1 while the queue's worker loop is running, else 0.", ["queue"]
+)
+role_info = Info("herald_role", "The roles this process runs.")
+build_info = Info("herald_build", "Herald's version.")

@@ -1,0 +1,230 @@
+"""The worker runtime: one supervised arq worker loop per queue, inside the app's event loop.
+
+`WorkerRuntime.start()` builds every worker in the running loop (with `handle_signals=False`,
+so SIGTERM stays the HTTP server's) and runs each under `SupervisedWorker`, which restarts a
+dead loop with capped exponential backoff. `drain(grace)` is the graceful shutdown arq does
+not have: stop picking, let running jobs finish within the grace period, then cancel what is
+left; arq puts cancelled jobs back on their queue, so they run again on another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from herald import metrics
+from herald.config import Settings
+from herald.queue.client import JobQueue
+from herald.queue.registry import JobRegistry
+from herald.queue.worker import HeraldWorker, build_worker, create_worker_redis
+
+log = structlog.get_logger()
+
+LoopState = Literal["starting", "running", "restarting", "stopped"]
+
+# A loop that has not finished an iteration for this long is reported as wedged.
+_WEDGED_AFTER_SECONDS = 60.0
+# A loop that ran this long before failing starts its backoff from the beginning again.
+_HEALTHY_RUN_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoopHealth:
+    queue: str
+    state: LoopState
+    alive: bool
+    running_jobs: int
+    restarts: int
+    seconds_since_iteration: float
+
+
+class SupervisedWorker:
+    """Runs one queue's worker loop and brings it back when it dies."""
+
+    def __init__(self, queue: str, worker: HeraldWorker, max_backoff: float) -> None:
+        self.queue = queue
+        self.worker = worker
+        self.state: LoopState = "starting"
+        self.restarts = 0
+        self._max_backoff = max_backoff
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._supervise(), name=f"herald-worker-{self.queue}")
+
+    async def _supervise(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            self.state = "running"
+            metrics.worker_loop_up.labels(self.queue).set(1)
+            try:
+                await self.worker.main()
+            except Exception as exc:  # arq's loop dies on any Redis error: restart it
+                metrics.worker_loop_up.labels(self.queue).set(0)
+                if self._stopping.is_set():
+                    break
+                if time.monotonic() - started > _HEALTHY_RUN_SECONDS:
+                    backoff = 0.5
+                self.state = "restarting"
+                self.restarts += 1
+                metrics.worker_restarts.labels(self.queue).inc()
+                log.warning(
+                    "worker.restarting",
+                    queue=self.queue,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_seconds=backoff,
+                    restarts=self.restarts,
+                )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(backoff):
+                        await self._stopping.wait()
+                backoff = min(backoff * 2, self._max_backoff)
+        self.state = "stopped"
+        metrics.worker_loop_up.labels(self.queue).set(0)
+
+    def wake(self) -> None:
+        self.worker.wake.set()
+
+    def stop_picking(self) -> None:
+        self.worker.allow_pick_jobs = False
+
+    async def wait_idle(self) -> None:
+        await self.worker.wait_idle()
+
+    async def close(self) -> None:
+        """Stop the loop, cancel jobs still running (arq re-queues them), close the pool."""
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        cancelled = self.worker.running
+        try:
+            # close() cancels running jobs, waits for arq to put them back, closes the pool;
+            # it can itself raise CancelledError in a narrow race, or fail if Redis is gone.
+            await self.worker.close()
+        except (asyncio.CancelledError, Exception) as exc:
+            log.warning("worker.close_failed", queue=self.queue, error=repr(exc))
+            with contextlib.suppress(Exception):
+                await self.worker.pool.aclose(close_connection_pool=True)
+        if cancelled:
+            log.warning("worker.jobs_requeued", queue=self.queue, jobs=cancelled)
+        self.state = "stopped"
+
+    def health(self) -> LoopHealth:
+        since = time.monotonic() - self.worker.last_iteration
+        task_alive = self._task is not None and not self._task.done()
+        wedged = self.state == "running" and since > _WEDGED_AFTER_SECONDS
+        return LoopHealth(
+            queue=self.queue,
+            state=self.state,
+            alive=task_alive and not wedged,
+            running_jobs=self.worker.running,
+            restarts=self.restarts,
+            seconds_since_iteration=round(since, 3),
+        )
+
+
+class WorkerRuntime:
+    """All of this process's worker loops."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: JobRegistry,
+        jobs: JobQueue,
+        resources: Any,
+        *,
+        client_name: str,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._jobs = jobs
+        self._resources = resources
+        self._client_name = client_name
+        self.queues = select_queues(settings, registry)
+        self.workers: dict[str, SupervisedWorker] = {}
+        self._background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.draining = False
+        self._drained = asyncio.Event()
+
+    def add_periodic(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `run()` as a background task of the worker role, cancelled at shutdown."""
+        self._background.append((name, run))
+
+    async def start(self) -> None:
+        settings = self._settings
+        for queue in self.queues:
+            redis = create_worker_redis(
+                settings.redis_url, queue=queue, client_name=f"{self._client_name}:{queue}"
+            )
+            worker = build_worker(
+                queue=queue,
+                definitions=self._registry.for_queue(queue),
+                redis=redis,
+                max_jobs=settings.concurrency_for(queue),
+                timeout_seconds=settings.job_timeout_for(queue),
+                poll_delay=settings.poll_delay_seconds,
+                resources=self._resources,
+            )
+            supervised = SupervisedWorker(queue, worker, settings.worker_restart_max_seconds)
+            supervised.start()
+            self.workers[queue] = supervised
+        self._jobs.add_listener(self._wake)
+        for name, run in self._background:
+            self._tasks.append(asyncio.create_task(run(), name=f"herald-{name}"))
+        log.info("workers.started", queues=self.queues)
+
+    def _wake(self, queue: str) -> None:
+        worker = self.workers.get(queue)
+        if worker is not None:
+            worker.wake()
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Stop picking, wait up to `grace_seconds` for running jobs, then cancel the rest.
+
+        Idempotent: the server's signal handler and the lifespan both call it.
+        """
+        if self.draining:
+            await self._drained.wait()
+            return
+        self.draining = True
+        self._jobs.remove_listener(self._wake)
+        for worker in self.workers.values():
+            worker.stop_picking()
+        running = sum(w.worker.running for w in self.workers.values())
+        log.info("workers.draining", running_jobs=running, grace_seconds=grace_seconds)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_seconds):
+                await asyncio.gather(*(w.wait_idle() for w in self.workers.values()))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(w.close() for w in self.workers.values()))
+        self._drained.set()
+        log.info("workers.stopped")
+
+    def health(self) -> list[LoopHealth]:
+        return [worker.health() for worker in self.workers.values()]
+
+
+def select_queues(settings: Settings, registry: JobRegistry) -> list[str]:
+    """The queues this process consumes: `WORKER_QUEUES`, or every registered queue."""
+    known = registry.queues
+    if not settings.worker_queues:
+        return known
+    unknown = sorted(set(settings.worker_queues) - set(known))
+    if unknown:
+        raise ValueError(
+            f"WORKER_QUEUES names unknown queues {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    return list(dict.fromkeys(settings.worker_queues))

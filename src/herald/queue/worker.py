@@ -1,0 +1,228 @@
+"""One queue's worker loop: arq's `Worker`, woken in-process, instrumented, and supervised.
+
+What we change in arq (see ARCHITECTURE.md section 2):
+
+- `main()` waits on an `asyncio.Event` between polls instead of sleeping, so a job enqueued
+  by this process, or a freed slot, starts work at once; other replicas' jobs are seen
+  within `poll_delay`.
+- Picking reads only due jobs that are not already running elsewhere (one Lua call) and
+  never more than there are free slots, so the next poll sees the newest high-priority jobs.
+- Every job runs through `_instrumented`, which binds log context, records metrics and
+  enforces the job timeout itself (so a timeout is a failure, not a "cancellation").
+- `SupervisedWorker` restarts the loop with capped exponential backoff when it raises (arq's
+  loop dies on the first Redis error) and drains it on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
+from arq.worker import Retry, Worker, func
+from redis.asyncio import ConnectionPool
+
+from herald import metrics
+from herald.queue.context import JobContext
+from herald.queue.keys import due_time_ms, queue_key
+from herald.queue.registry import JobDefinition
+from herald.queue.serialization import deserialize, serialize
+
+log = structlog.get_logger()
+
+# arq's own try counter must never fail a job: Herald keeps its attempt budget in Postgres,
+# and cancellations at shutdown also count as tries in arq.
+_ARQ_MAX_TRIES = 1_000_000
+# arq gets a little more time than the job's own timeout, so ours fires first.
+_TIMEOUT_MARGIN_SECONDS = 5.0
+
+_PICK_LUA = """
+-- KEYS[1] queue; ARGV: now ms, how many ids to scan, how many to return, in-progress prefix
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local free = {}
+local wanted = tonumber(ARGV[3])
+for _, id in ipairs(ids) do
+  if redis.call('EXISTS', ARGV[4] .. id) == 0 then
+    free[#free + 1] = id
+    if #free >= wanted then break end
+  end
+end
+return free
+"""
+
+
+def create_worker_redis(url: str, *, queue: str, client_name: str) -> ArqRedis:
+    """A Redis client of the worker's own (arq's `close()` closes the pool it was given)."""
+    pool = ConnectionPool.from_url(
+        url,
+        client_name=client_name,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        health_check_interval=15,
+    )
+    return ArqRedis(
+        pool,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        default_queue_name=queue_key(queue),
+    )
+
+
+class HeraldWorker(Worker):
+    """arq's Worker with an event-driven poll loop and liveness bookkeeping."""
+
+    def __init__(self, *args: Any, scan_limit: int = 1000, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wake = asyncio.Event()
+        self.last_iteration = time.monotonic()
+        self._scan_limit = scan_limit
+        self._pick = self.pool.register_script(_PICK_LUA)
+
+    async def main(self) -> None:
+        self.ctx["redis"] = self.pool
+        while True:
+            self.wake.clear()
+            await self._poll_iteration()
+            self.last_iteration = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_delay_s):
+                    await self.wake.wait()
+
+    async def _poll_iteration(self) -> None:
+        free = self.max_jobs - self.job_counter
+        if self.allow_pick_jobs and free > 0:
+            now = int(time.time() * 1000)
+            job_ids = await self._pick(
+                keys=[self.queue_name], args=[now, self._scan_limit, free, in_progress_key_prefix]
+            )
+            await self.start_jobs(job_ids)
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()
+        await self.heart_beat()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # arq's start_jobs blocks on its semaphore once slots are full, holding on to a stale
+        # list; stopping instead lets the next poll re-read the queue in priority order.
+        for job_id in job_ids:
+            if self.job_counter >= self.max_jobs or not self.allow_pick_jobs:
+                return
+            await super().start_jobs([job_id])
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        self.wake.set()
+
+    @property
+    def running(self) -> int:
+        return sum(not task.done() for task in self.tasks.values())
+
+    async def wait_idle(self) -> None:
+        """Return once no job of this worker is running."""
+        pending = [task for task in self.tasks.values() if not task.done()]
+        if pending:
+            await asyncio.wait(pending)
+
+
+def instrumented(
+    definition: JobDefinition, timeout_seconds: float, resources: Any
+) -> Callable[..., Awaitable[Any]]:
+    """Wrap a job function with log context, metrics and its timeout, as arq calls it."""
+    queue, name = definition.queue, definition.name
+    labels = (queue, name)
+
+    async def run(ctx: dict[str, Any], *args: Any) -> Any:
+        started = time.time()
+        job_id: str = ctx["job_id"]
+        due_ms = max(
+            ctx["enqueue_time"].timestamp() * 1000, due_time_ms(ctx["score"], started * 1000)
+        )
+        metrics.job_pickup_latency.labels(queue).observe(max(started - due_ms / 1000, 0))
+        metrics.jobs_started.labels(*labels).inc()
+        in_flight = metrics.jobs_in_flight.labels(*labels)
+        in_flight.inc()
+        structlog.contextvars.bind_contextvars(job_id=job_id, queue=queue, function=name)
+        log.info("job.started", job_try=ctx["job_try"])
+        job_ctx = JobContext(
+            job_id=job_id,
+            queue=queue,
+            function=name,
+            job_try=ctx["job_try"],
+            enqueued_at=ctx["enqueue_time"],
+            resources=resources,
+        )
+        outcome = "failed"
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                result = await definition.function(job_ctx, *args)
+        except Retry:
+            outcome = "retried"
+            metrics.jobs_retried.labels(*labels).inc()
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            metrics.jobs_cancelled.labels(*labels).inc()
+            raise
+        except TimeoutError:
+            metrics.jobs_failed.labels(*labels).inc()
+            log.error("job.timed_out", timeout_seconds=timeout_seconds)
+            raise
+        except Exception:
+            metrics.jobs_failed.labels(*labels).inc()
+            log.exception("job.crashed")
+            raise
+        else:
+            outcome = "succeeded"
+            metrics.jobs_succeeded.labels(*labels).inc()
+            return result
+        finally:
+            duration = time.time() - started
+            in_flight.dec()
+            metrics.job_duration.labels(*labels).observe(duration)
+            log.info("job.finished", outcome=outcome, duration_ms=round(duration * 1000, 1))
+
+    return run
+
+
+def build_worker(
+    *,
+    queue: str,
+    definitions: list[JobDefinition],
+    redis: ArqRedis,
+    max_jobs: int,
+    timeout_seconds: float,
+    poll_delay: float,
+    resources: Any,
+) -> HeraldWorker:
+    functions = []
+    for definition in definitions:
+        timeout = definition.timeout_seconds or timeout_seconds
+        functions.append(
+            func(
+                instrumented(definition, timeout, resources),  # type: ignore[arg-type]
+                name=definition.name,
+                timeout=timeout + _TIMEOUT_MARGIN_SECONDS,
+                keep_result=0,
+                max_tries=_ARQ_MAX_TRIES,
+            )
+        )
+    return HeraldWorker(
+        functions,
+        queue_name=queue_key(queue),
+        redis_pool=redis,
+        handle_signals=False,
+        max_jobs=max_jobs,
+        job_timeout=timeout_seconds + _TIMEOUT_MARGIN_SECONDS,
+        keep_result=0,
+        poll_delay=poll_delay,
+        max_tries=_ARQ_MAX_TRIES,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        log_results=False,
+    )

@@ -1,0 +1,52 @@
+"""uvicorn's server with Herald's graceful shutdown.
+
+On the first SIGTERM or SIGINT the process keeps serving HTTP while it drains: readiness
+answers 503 at once (so load balancers stop sending work), the worker loops stop picking
+and running jobs get `SHUTDOWN_GRACE_SECONDS` to finish, and only then does uvicorn stop.
+A second signal stops at once, as uvicorn does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import FrameType
+
+import structlog
+import uvicorn
+from litestar import Litestar
+
+from herald.resources import Resources
+
+log = structlog.get_logger()
+
+
+class HeraldServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: Litestar) -> None:
+        super().__init__(config)
+        self._app = app
+        self._drain: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)  # type: ignore[arg-type]
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        resources: Resources | None = self._app.state.get("resources")
+        if self._drain is not None or resources is None or self._loop is None:
+            super().handle_exit(sig, frame)
+            return
+        self._captured_signals.append(sig)
+        resources.draining = True
+        self._loop.call_soon_threadsafe(self._start_drain, resources)
+
+    def _start_drain(self, resources: Resources) -> None:
+        self._drain = asyncio.create_task(self._drain_then_exit(resources))
+
+    async def _drain_then_exit(self, resources: Resources) -> None:
+        log.info("herald.shutdown_requested")
+        try:
+            if resources.runtime is not None:
+                await resources.runtime.drain(resources.settings.shutdown_grace_seconds)
+        finally:
+            self.should_exit = True

@@ -1,0 +1,109 @@
+"""Fixtures: the real Postgres and Redis of this machine, clean for every test.
+
+Tests use the database `herald_test` (created and migrated once per run) and Redis database
+15, both overridable with HERALD_TEST_DATABASE_URL and HERALD_TEST_REDIS_URL. Every test
+starts with empty tables and an empty Redis database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import tests.support.jobs  # noqa: F401 - registers the test jobs in this process too
+from herald.app import create_app
+from herald.config import Settings
+from herald.db.migrate import migrate
+from tests.support.process import HeraldProcess
+
+DATABASE_URL = os.environ.get(
+    "HERALD_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/herald_test"
+)
+REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TABLES = ("notification_events", "notifications", "idempotency_keys", "api_keys")
+
+
+def base_env() -> dict[str, str]:
+    """Environment for a `herald serve` subprocess against the test database and Redis."""
+    return {
+        "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": REDIS_URL,
+        "JOB_MODULES": "tests.support.jobs",
+        "LOG_FORMAT": "json",
+        "AUTO_MIGRATE": "false",
+        "SHUTDOWN_GRACE_SECONDS": "5",
+    }
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": DATABASE_URL,
+        "redis_url": REDIS_URL,
+        "job_modules": ["tests.support.jobs"],
+        "log_format": "json",
+        "shutdown_grace_seconds": 2,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def _truncate() -> None:
+    engine = create_async_engine(DATABASE_URL)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated() -> None:
+    asyncio.run(migrate(make_settings()))
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(_migrated: None) -> None:
+    asyncio.run(_truncate())
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def sync_redis() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def herald() -> Iterator[Callable[..., HeraldProcess]]:
+    """Start `herald serve` subprocesses; every one is stopped at the end of the test."""
+    started: list[HeraldProcess] = []
+
+    def start(wait_ready: bool = True, **env: str) -> HeraldProcess:
+        process = HeraldProcess({**base_env(), **env})
+        started.append(process)
+        return process.start(wait_ready=wait_ready)
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+async def app_client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The app in this test's event loop, lifespan and workers included."""
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client

@@ -1,0 +1,120 @@
+"""Settings: defaults, parsing, and one readable line per bad value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from herald.config import RateLimit, SettingsError, load_settings
+
+
+def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PORT", "ENABLE_API", "ENABLE_WORKERS", "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(_env_file=None)
+    assert settings.port == 8000
+    assert settings.enable_api and settings.enable_workers
+    assert settings.database_url == "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.shutdown_grace_seconds == 20
+    assert settings.poll_delay_seconds == 0.05
+    assert settings.worker_queues == []
+
+
+def test_lists_mappings_and_rates_parse_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WORKER_QUEUES", "email, sms")
+    monkeypatch.setenv("QUEUE_CONCURRENCY", "email=20,sms=5")
+    monkeypatch.setenv("QUEUE_JOB_TIMEOUT", "email=7.5")
+    monkeypatch.setenv("SMS_RATE_LIMIT", "600/min")
+    settings = load_settings(_env_file=None)
+    assert settings.worker_queues == ["email", "sms"]
+    assert settings.concurrency_for("email") == 20
+    assert settings.concurrency_for("push") == settings.worker_concurrency
+    assert settings.job_timeout_for("email") == 7.5
+    assert settings.sms_rate_limit == RateLimit(600, 60)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("PORT", "abc", "invalid setting PORT='abc': expected a whole number"),
+        ("ENABLE_API", "maybe", "invalid setting ENABLE_API='maybe': expected true or false"),
+        ("LOG_FORMAT", "xml", "invalid setting LOG_FORMAT='xml'"),
+        ("QUEUE_CONCURRENCY", "email", "invalid setting QUEUE_CONCURRENCY"),
+        ("EMAIL_RATE_LIMIT", "5/fortnight", "expected a rate such as 10/s"),
+        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL must start with postgresql+asyncpg://"),
+    ],
+)
+def test_a_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None)
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_both_roles_off_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENABLE_API", "false")
+    monkeypatch.setenv("ENABLE_WORKERS", "false")
+    with pytest.raises(SettingsError, match="ENABLE_API and ENABLE_WORKERS are both false"):
+        load_settings(_env_file=None)
+
+
+def _herald(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "herald", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"PORT": "abc"}, "herald: invalid setting PORT='abc': expected a whole number\n"),
+        (
+            {"ENABLE_API": "maybe"},
+            "herald: invalid setting ENABLE_API='maybe': expected true or false "
+            "(1/0, yes/no and on/off also work)\n",
+        ),
+        (
+            {"ENABLE_API": "false", "ENABLE_WORKERS": "false"},
+            "herald: invalid settings: ENABLE_API and ENABLE_WORKERS are both false: "
+            "a process must have a role\n",
+        ),
+    ],
+)
+def test_serve_refuses_bad_settings_in_one_line(env: dict[str, str], expected: str) -> None:
+    result = _herald("serve", **env)
+    assert result.returncode == 2
+    assert result.stderr == expected
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_check_reports_an_unreachable_database_in_one_line() -> None:
+    result = _herald("check", DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if line.startswith("postgres:")]
+    assert len(lines) == 1
+    assert "cannot reach postgresql+asyncpg://postgres@127.0.0.1:1/nowhere (DATABASE_URL)" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_check_passes_against_the_real_services() -> None:
+    from tests.conftest import DATABASE_URL, REDIS_URL
+
+    result = _herald("check", DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "postgres: ok (PostgreSQL" in result.stdout
+    assert "redis: ok (Redis" in result.stdout
