@@ -73,3 +73,32 @@ worker_loop_up = Gauge(
 )
 role_info = Info("herald_role", "The roles this process runs.")
 build_info = Info("herald_build", "Herald's version.")
+
+# -- notifications -----------------------------------------------------------------------------
+notifications = Counter(
+    "herald_notifications",
+    "Delivery attempts by channel, provider and outcome (sent, failed, retried).",
+    ["channel", "provider", "outcome"],
+)
+provider_latency = Histogram(
+    "herald_provider_latency_seconds",
+    "Time a provider took to answer a send, by channel and provider.",
+    ["channel", "provider"],
+    buckets=_LATENCY_BUCKETS,
+)
+
+# -- delivery guarantees -------------------------------------------------------------------------
+reconciler_runs = Counter(
+    "herald_reconciler_runs", "Reconciler passes run by this process (holding the lock)."
+)
+reconciler_recovered = Counter(
+    "herald_reconciler_recovered",
+    "Notifications the reconciler put back on a queue, by reason "
+    "(lost: due but not in Redis; lease_expired: its worker died; scheduled: time has come).",
+    ["reason"],
+)
+rate_limit_waits = Counter(
+    "herald_rate_limit_waits",
+    "Deliveries deferred because the channel's provider rate limit was reached.",
+    ["channel"],
+)
