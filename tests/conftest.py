@@ -8,13 +8,15 @@ starts with empty tables and an empty Redis database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import redis
-from litestar.testing import AsyncTestClient
+from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -102,8 +104,11 @@ def herald() -> Iterator[Callable[..., HeraldProcess]]:
         process.stop()
 
 
-@pytest.fixture
-async def app_client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
-    """The app in this test's event loop, lifespan and workers included."""
-    async with AsyncTestClient(app=create_app(settings)) as client:
-        yield client
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[Litestar, httpx.AsyncClient]]:
+    """The app with its lifespan (workers included) in this test's event loop, and a client."""
+    app = create_app(settings)
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://herald") as client:
+            yield app, client

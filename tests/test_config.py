@@ -107,7 +107,9 @@ def test_check_reports_an_unreachable_database_in_one_line() -> None:
     assert result.returncode == 1
     lines = [line for line in result.stdout.splitlines() if line.startswith("postgres:")]
     assert len(lines) == 1
-    assert "cannot reach postgresql+asyncpg://postgres@127.0.0.1:1/nowhere (DATABASE_URL)" in lines[0]
+    assert (
+        "cannot reach postgresql+asyncpg://postgres@127.0.0.1:1/nowhere (DATABASE_URL)" in lines[0]
+    )
     assert "Traceback" not in result.stdout + result.stderr
 
 

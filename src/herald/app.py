@@ -24,7 +24,7 @@ from herald.db.engine import create_engine, create_session_maker
 from herald.errors import exception_handlers
 from herald.health import route_handlers as health_routes
 from herald.logging import configure_logging
-from herald.queue import JobQueue, WorkerRuntime, load_jobs
+from herald.queue import JobQueue, JobRegistry, WorkerRuntime, load_jobs, select_queues
 from herald.queue.stats import QueueStats
 from herald.request_context import RequestContextMiddleware
 from herald.resources import Resources, instance_name, process_role
@@ -54,7 +54,7 @@ async def _warn_about_eviction(redis: Redis) -> None:
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_logging(settings)
-    registry = load_jobs(settings.job_modules)
+    registry: JobRegistry = app.state.registry
     role = process_role(settings)
     instance = instance_name(settings)
     label = f"herald:{role}:{instance}"
@@ -110,8 +110,18 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> Litestar:
-    """Build the application for `settings`; every resource opens in the lifespan."""
+    """Build the application for `settings`; every resource opens in the lifespan.
+
+    Raises `ValueError` when `JOB_MODULES` or `WORKER_QUEUES` name something that is not there.
+    """
     from herald.features import api_routers, feature_resources, worker_extensions
+
+    try:
+        registry = load_jobs(settings.job_modules)
+    except ImportError as exc:
+        raise ValueError(f"JOB_MODULES: cannot import {exc.name or exc}") from exc
+    if settings.enable_workers:
+        select_queues(settings, registry)
 
     routes: list[Any] = [*health_routes]
     if settings.enable_api:
@@ -144,6 +154,7 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
     )
     app.state.settings = settings
+    app.state.registry = registry
     app.state.feature_resources = feature_resources(settings)
     app.state.worker_extensions = worker_extensions(settings)
     # Wrap the router itself, so 404s and 405s are logged and counted too.

@@ -103,7 +103,10 @@ def serve(host: str | None, port: int | None, reload: bool, log_level: str | Non
             log_config=None,
         )
         return
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        fail(f"invalid settings: {exc}", code=2)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -1,0 +1,59 @@
+"""What the HTTP providers share: one POST that maps network failures, and response parsing."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from herald.channels.base import TransientError
+
+
+def is_transient_status(status: int) -> bool:
+    """Statuses worth retrying: request timeout, rate limited, and any server error."""
+    return status in (408, 429) or status >= 500
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), if any."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response body as a JSON object, or `{}` when it is not one."""
+    try:
+        value = response.json()
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def snippet(response: httpx.Response, limit: int = 200) -> str:
+    """The start of a response body, for error reasons when the body is not the expected JSON."""
+    text = " ".join(response.text.split())
+    return text[:limit] or response.reason_phrase or "no body"
+
+
+async def post(client: httpx.AsyncClient, provider: str, url: str, **kwargs: Any) -> httpx.Response:
+    """POST, turning connection failures and timeouts into `TransientError`."""
+    try:
+        return await client.post(url, **kwargs)
+    except httpx.TransportError as exc:
+        detail = str(exc) or "no detail"
+        raise TransientError(f"{provider}: {type(exc).__name__}: {detail}") from exc

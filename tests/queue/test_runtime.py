@@ -1,0 +1,125 @@
+"""The worker runtime in this test's event loop: wake-up, queue selection, drain, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from herald.app import create_app
+from herald.queue import JobQueue, Priority, registry
+from herald.queue.keys import queue_key
+from tests.conftest import REDIS_URL, make_settings, running_app
+
+
+async def _wait_for(redis: aioredis.Redis, key: str, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await redis.get(key)
+        if value is not None:
+            return json.loads(value)  # type: ignore[no-any-return]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{key} never appeared")
+
+
+@pytest.fixture
+async def redis() -> Any:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+async def test_in_process_enqueue_wakes_the_worker_without_waiting_for_a_poll(
+    redis: aioredis.Redis,
+) -> None:
+    # With a 5 s poll delay, only the in-process wake-up can start the job within 10 s.
+    settings = make_settings(poll_delay_seconds=5, worker_queues=["a"])
+    async with running_app(settings) as (app, _):
+        jobs = app.state.resources.jobs
+        started = time.time()
+        # the first poll happens at start-up; wait past it so the loop is asleep
+        await asyncio.sleep(0.2)
+        token = uuid.uuid4().hex
+        await jobs.enqueue("test.record_a", token)
+        entry = await _wait_for(redis, f"test:ran:{token}", timeout=4)
+    assert entry["pid"] == os.getpid()
+    assert entry["started"] - started < 4
+
+
+async def test_enqueue_with_the_same_job_id_is_a_no_op(redis: aioredis.Redis) -> None:
+    jobs = JobQueue(redis, registry)
+    assert await jobs.enqueue("test.record_a", "x", job_id="same")
+    assert not await jobs.enqueue("test.record_a", "x", job_id="same")
+    assert await redis.zcard(queue_key("a")) == 1
+
+
+async def test_enqueue_many_is_one_call_and_reports_each_job(redis: aioredis.Redis) -> None:
+    from herald.queue import JobRequest
+
+    jobs = JobQueue(redis, registry)
+    await jobs.enqueue("test.record_a", "x", job_id="exists")
+    created = await jobs.enqueue_many(
+        [
+            JobRequest("test.record_a", ("t1",), job_id="new-1"),
+            JobRequest("test.record_a", ("t2",), job_id="exists"),
+            JobRequest("test.record_b", ("t3",), job_id="new-2"),
+        ]
+    )
+    assert created == [True, False, True]
+    assert await redis.zcard(queue_key("a")) == 2
+    assert await redis.zcard(queue_key("b")) == 1
+
+
+async def test_high_priority_jobs_sort_before_waiting_normal_and_low_ones(
+    redis: aioredis.Redis,
+) -> None:
+    jobs = JobQueue(redis, registry)
+    await jobs.enqueue("test.record_a", "low", job_id="low", priority=Priority.LOW)
+    await jobs.enqueue("test.record_a", "normal", job_id="normal")
+    await jobs.enqueue("test.record_a", "high", job_id="high", priority=Priority.HIGH)
+    order = await redis.zrange(queue_key("a"), 0, -1)
+    assert order == [b"high", b"normal", b"low"]
+    # all three are due now: none is mistaken for a deferred job
+    assert await redis.zcount(queue_key("a"), "-inf", int(time.time() * 1000)) == 3
+
+
+async def test_worker_queues_limits_what_this_process_consumes(redis: aioredis.Redis) -> None:
+    settings = make_settings(worker_queues=["a"])
+    async with running_app(settings) as (app, _):
+        jobs = app.state.resources.jobs
+        await jobs.enqueue("test.record_a", "ta")
+        await jobs.enqueue("test.record_b", "tb")
+        await _wait_for(redis, "test:ran:ta")
+        await asyncio.sleep(0.3)
+        assert await redis.get("test:ran:tb") is None
+    assert await redis.zcard(queue_key("b")) == 1
+
+
+async def test_unknown_worker_queue_is_refused_at_start_up() -> None:
+    settings = make_settings(worker_queues=["a", "nope"])
+    with pytest.raises(ValueError, match="WORKER_QUEUES names unknown queues nope; known: a, b"):
+        create_app(settings)
+
+
+async def test_drain_lets_short_jobs_finish_and_requeues_long_ones(
+    redis: aioredis.Redis,
+) -> None:
+    settings = make_settings(worker_queues=["a"], shutdown_grace_seconds=1.5)
+    async with running_app(settings) as (app, _):
+        jobs = app.state.resources.jobs
+        await jobs.enqueue("test.record_a", "short", 0.3, job_id="short")
+        await jobs.enqueue("test.record_a", "long", 30, job_id="long")
+        await _wait_for(redis, "test:started:short")
+        await _wait_for(redis, "test:started:long")
+    # the lifespan has drained and closed: the short job finished, the long one is queued again
+    assert await redis.get("test:ran:short") is not None
+    assert await redis.get("test:ran:long") is None
+    assert await redis.zrange(queue_key("a"), 0, -1) == [b"long"]
+    assert not await redis.exists("arq:in-progress:long")
+    assert await redis.exists("arq:job:long")
