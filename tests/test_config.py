@@ -15,7 +15,8 @@ def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.delenv(name, raising=False)
     settings = load_settings(_env_file=None)
     assert settings.port == 8000
-    assert settings.enable_api and settings.enable_workers
+    assert settings.enable_api
+    assert settings.enable_workers
     assert settings.database_url == "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.shutdown_grace_seconds == 20
