@@ -1,0 +1,238 @@
+"""SmtpProvider against a real SMTP server (aiosmtpd) on a loopback port."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from herald.channels import Message, PermanentError, TransientError
+from herald.channels.email import SmtpProvider
+from tests.channels.conftest import free_port
+
+NOTIFICATION_ID = "5f0c7a4e-3a55-4a8e-9a61-1b7f0c2d9e10"
+
+
+class Recorder:
+    """Accepts every message and keeps the envelopes; `rcpt_reply` refuses recipients."""
+
+    def __init__(self, rcpt_reply: str | None = None) -> None:
+        self.rcpt_reply = rcpt_reply
+        self.envelopes: list[Envelope] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+    def received(self) -> EmailMessage:
+        assert len(self.envelopes) == 1
+        content = self.envelopes[0].original_content or b""
+        parsed = message_from_bytes(content, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+def start(handler: Recorder, **kwargs: Any) -> Iterator[tuple[Controller, int]]:
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
+    controller.start()
+    try:
+        yield controller, port
+    finally:
+        controller.stop()
+
+
+def provider(port: int, **kwargs: Any) -> SmtpProvider:
+    return SmtpProvider(
+        host="127.0.0.1", port=port, sender="Herald <herald@example.com>", timeout=5, **kwargs
+    )
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def smtp_port(recorder: Recorder) -> Iterator[int]:
+    for _, port in start(recorder):
+        yield port
+
+
+async def test_plain_text_email(recorder: Recorder, smtp_port: int) -> None:
+    message = Message(
+        NOTIFICATION_ID, "email", "jane@example.org", subject="Hello", body="Plain body"
+    )
+
+    result = await provider(smtp_port).send(message)
+
+    expected_id = f"<{NOTIFICATION_ID}@example.com>"
+    assert result.provider_message_id == expected_id
+    assert recorder.envelopes[0].mail_from == "herald@example.com"
+    assert recorder.envelopes[0].rcpt_tos == ["jane@example.org"]
+    received = recorder.received()
+    assert received["From"] == "Herald <herald@example.com>"
+    assert received["To"] == "jane@example.org"
+    assert received["Subject"] == "Hello"
+    assert received["Message-ID"] == expected_id
+    assert received["Date"]
+    assert received.get_content_type() == "text/plain"
+    assert received.get_content().strip() == "Plain body"
+
+
+async def test_html_email_is_multipart_alternative(recorder: Recorder, smtp_port: int) -> None:
+    message = Message(
+        NOTIFICATION_ID,
+        "email",
+        "jane@example.org",
+        subject="Reçu №42 ✓",
+        body="Total: 10 €",
+        html="<p>Total: <b>10 €</b></p>",
+    )
+
+    await provider(smtp_port).send(message)
+
+    received = recorder.received()
+    assert received["Subject"] == "Reçu №42 ✓"
+    assert received.get_content_type() == "multipart/alternative"
+    parts = list(received.iter_parts())
+    assert [part.get_content_type() for part in parts] == ["text/plain", "text/html"]
+    assert isinstance(parts[0], EmailMessage)
+    assert isinstance(parts[1], EmailMessage)
+    assert parts[0].get_content().strip() == "Total: 10 €"
+    assert parts[1].get_content().strip() == "<p>Total: <b>10 €</b></p>"
+
+
+async def test_html_only_email(recorder: Recorder, smtp_port: int) -> None:
+    message = Message(NOTIFICATION_ID, "email", "jane@example.org", subject="Hi", html="<p>x</p>")
+
+    await provider(smtp_port).send(message)
+
+    assert recorder.received().get_content_type() == "text/html"
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "code"),
+    [
+        ("451 4.3.0 Mailbox temporarily unavailable", TransientError, "451"),
+        ("550 5.1.1 No such user", PermanentError, "550"),
+    ],
+)
+async def test_refused_recipient_is_classified_by_code(
+    reply: str, error: type[Exception], code: str
+) -> None:
+    for _, port in start(Recorder(rcpt_reply=reply)):
+        message = Message(NOTIFICATION_ID, "email", "jane@example.org", subject="s", body="b")
+        with pytest.raises(error) as caught:
+            await provider(port).send(message)
+        assert str(caught.value).startswith(f"smtp {code}:")
+
+
+async def test_closed_port_is_transient() -> None:
+    message = Message(NOTIFICATION_ID, "email", "jane@example.org", subject="s", body="b")
+
+    with pytest.raises(TransientError):
+        await provider(free_port()).send(message)
+
+
+@pytest.mark.parametrize(
+    "to", ["jane@example.org, eve@example.org", "jane@example.org\r\nBcc: eve@example.org", ""]
+)
+async def test_bad_recipient_is_permanent_without_connecting(to: str) -> None:
+    message = Message(NOTIFICATION_ID, "email", to, subject="s", body="b")
+
+    with pytest.raises(PermanentError):
+        await provider(free_port()).send(message)
+
+
+async def test_header_injection_in_subject_is_permanent() -> None:
+    message = Message(
+        NOTIFICATION_ID, "email", "jane@example.org", subject="Hi\r\nBcc: eve@example.org", body="b"
+    )
+
+    with pytest.raises(PermanentError):
+        await provider(free_port()).send(message)
+
+
+def _self_signed() -> tuple[bytes, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+async def test_starttls_and_auth(tmp_path: Any) -> None:
+    cert_pem, key_pem = _self_signed()
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    client_tls = ssl.create_default_context(cadata=cert_pem.decode())
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticate(
+        server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == b"s3cret", handled=False)
+
+    recorder = Recorder()
+    tls = {"tls_context": server_tls, "require_starttls": True}
+    for _, port in start(recorder, **tls, authenticator=authenticate, auth_required=True):
+        message = Message(NOTIFICATION_ID, "email", "jane@example.org", subject="s", body="b")
+        secure = provider(
+            port, username="herald", password="s3cret", starttls=True, tls_context=client_tls
+        )
+        await secure.send(message)
+
+        wrong = provider(
+            port, username="herald", password="wrong", starttls=True, tls_context=client_tls
+        )
+        with pytest.raises(PermanentError, match="smtp 535"):
+            await wrong.send(message)
+
+    # aiosmtplib tries the next mechanism (LOGIN) after PLAIN fails.
+    assert logins[0] == (b"herald", b"s3cret")
+    assert set(logins[1:]) == {(b"herald", b"wrong")}
+    assert recorder.received()["Subject"] == "s"
