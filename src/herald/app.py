@@ -1,7 +1,7 @@
 """`create_app(settings)`: the Litestar application whose lifespan also runs the workers.
 
-Lifespan, in order: logging, the Postgres engine, the Redis pool, the feature resources
-(provider clients), then the worker runtime when `ENABLE_WORKERS`. On shutdown, in reverse:
+Lifespan, in order: logging, the Postgres engine, the Redis pool, the providers (worker
+role), then the worker runtime when `ENABLE_WORKERS`. On shutdown, in reverse:
 readiness turns 503 at once, the workers drain within `SHUTDOWN_GRACE_SECONDS`, and every
 pool is closed. Nothing connects at import time.
 """
@@ -19,11 +19,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
 from herald import __version__, metrics
+from herald.auth.keys import KeyAuthenticator
+from herald.channels import open_providers
 from herald.config import Settings
 from herald.db.engine import create_engine, create_session_maker
 from herald.errors import exception_handlers
 from herald.health import route_handlers as health_routes
 from herald.logging import configure_logging
+from herald.notifications.ratelimit import RateLimiter
 from herald.queue import JobQueue, JobRegistry, WorkerRuntime, load_jobs, select_queues
 from herald.queue.stats import QueueStats
 from herald.request_context import RequestContextMiddleware
@@ -78,19 +81,25 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             health_check_interval=15,
         )
         stack.push_async_callback(redis.aclose)
+        session_maker = create_session_maker(engine)
         resources = Resources(
             settings=settings,
             engine=engine,
-            session_maker=create_session_maker(engine),
+            session_maker=session_maker,
             redis=redis,
             jobs=JobQueue(redis, registry),
             role=role,
             instance=instance,
+            authenticator=KeyAuthenticator(session_maker),
         )
         app.state.resources = resources
+        app.state.authenticator = resources.authenticator
         app.state.collect_queue_metrics = QueueStats(redis, registry.queues).collect
-        for open_feature in app.state.feature_resources:
-            await stack.enter_async_context(open_feature(resources))
+        if settings.enable_workers:
+            resources.providers = await stack.enter_async_context(open_providers(settings))
+            resources.rate_limiter = RateLimiter(
+                redis, settings, {ch: p.name for ch, p in resources.providers.items()}
+            )
         await _warn_about_eviction(redis)
 
         if settings.enable_workers:
@@ -114,7 +123,7 @@ def create_app(settings: Settings) -> Litestar:
 
     Raises `ValueError` when `JOB_MODULES` or `WORKER_QUEUES` name something that is not there.
     """
-    from herald.features import api_routers, feature_resources, worker_extensions
+    from herald.features import api_routers, worker_extensions
 
     try:
         registry = load_jobs(settings.job_modules)
@@ -155,7 +164,6 @@ def create_app(settings: Settings) -> Litestar:
     )
     app.state.settings = settings
     app.state.registry = registry
-    app.state.feature_resources = feature_resources(settings)
     app.state.worker_extensions = worker_extensions(settings)
     # Wrap the router itself, so 404s and 405s are logged and counted too.
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler)

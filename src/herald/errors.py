@@ -7,11 +7,13 @@ else unexpected is a 500, logged with its traceback, because it is a bug.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import msgspec
 import structlog
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, SerializationException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -103,6 +105,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if isinstance(exc, HeraldError):
         return problem(exc.status_code, exc.title, exc.detail, instance=path, errors=exc.errors)
     if isinstance(exc, HTTPException):
+        if exc.status_code == 400:
+            return _bad_request(exc, path)
         errors = exc.extra if isinstance(exc.extra, list) and exc.extra else None
         title = _TITLES.get(exc.status_code, "Error")
         detail = (
@@ -125,6 +129,38 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         )
     log.exception("http.unhandled_error")
     return problem(500, "Internal Server Error", "An unexpected error occurred.", instance=path)
+
+
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+def _field_error(item: dict[str, Any]) -> dict[str, Any]:
+    """Litestar's `{message, key, source}` as Herald's `{field, message}`."""
+    message = str(item.get("message", ""))
+    field = str(item.get("key") or "")
+    if (unknown := _UNKNOWN_FIELD.search(message)) is not None:
+        prefix = "" if field in ("", "data") else f"{field}."
+        return {"field": prefix + unknown.group(1), "message": "is not a known field"}
+    if field in ("", "data"):
+        field = "(body)"
+    return {"field": field, "message": message}
+
+
+def _bad_request(exc: HTTPException, path: str) -> Response[dict[str, Any]]:
+    if isinstance(exc.extra, list) and exc.extra:
+        errors = [_field_error(item) for item in exc.extra if isinstance(item, dict)]
+        first = errors[0]
+        return problem(
+            400,
+            "Bad Request",
+            f"{first['field']}: {first['message']}",
+            instance=path,
+            errors=errors,
+        )
+    detail = exc.detail or "Bad request."
+    if isinstance(exc.__cause__ or exc.__context__, msgspec.DecodeError | SerializationException):
+        detail = f"The request body is not valid JSON: {detail}"
+    return problem(400, "Bad Request", detail, instance=path)
 
 
 _TITLES = {

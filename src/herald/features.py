@@ -1,4 +1,4 @@
-"""The features mounted on the runtime: their routes, resources and worker extensions.
+"""The features mounted on the runtime: their routes, worker extensions and CLI commands.
 
 Adding a feature means adding it here, so a reader sees in one place what Herald serves.
 """
@@ -6,25 +6,20 @@ Adding a feature means adding it here, so a reader sees in one place what Herald
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from herald.config import Settings
 from herald.queue import WorkerRuntime
 from herald.resources import Resources
 
-FeatureResources = Callable[[Resources], AbstractAsyncContextManager[None]]
 WorkerExtension = Callable[[WorkerRuntime, Resources], None]
 
 
 def api_routers(settings: Settings) -> list[Any]:
     """Route handlers mounted when `ENABLE_API` is true."""
-    return []
+    from herald.notifications.routes import NotificationController
 
-
-def feature_resources(settings: Settings) -> list[FeatureResources]:
-    """Async context managers opened in the lifespan after the pools, closed before them."""
-    return []
+    return [NotificationController]
 
 
 def worker_extensions(settings: Settings) -> list[WorkerExtension]:
@@ -33,5 +28,7 @@ def worker_extensions(settings: Settings) -> list[WorkerExtension]:
 
 
 def cli_commands() -> list[Any]:
-    """Click commands the features add to `herald` (keys, dashboard)."""
-    return []
+    """Click commands the features add to `herald`."""
+    from herald.auth.cli import keys
+
+    return [keys]

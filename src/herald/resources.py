@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from herald.config import Settings
 from herald.queue import JobQueue, WorkerRuntime
+
+if TYPE_CHECKING:
+    from herald.auth.keys import KeyAuthenticator
+    from herald.channels import Provider
+    from herald.notifications.ratelimit import RateLimiter
 
 
 def process_role(settings: Settings) -> str:
@@ -35,7 +40,10 @@ class Resources:
     jobs: JobQueue
     role: str
     instance: str
+    authenticator: KeyAuthenticator
+    # One provider per channel (worker role only; empty in an API-only process).
+    providers: dict[str, Provider] = field(default_factory=dict)
+    rate_limiter: RateLimiter | None = None
     runtime: WorkerRuntime | None = None
     draining: bool = False
-    # Feature packages hang their own long-lived objects here (HTTP clients, providers).
     extras: dict[str, Any] = field(default_factory=dict)

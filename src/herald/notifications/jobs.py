@@ -1,0 +1,11 @@
+"""The delivery jobs: one per channel queue, all running `delivery.deliver`."""
+
+from __future__ import annotations
+
+from herald.notifications.delivery import deliver
+from herald.notifications.service import deliver_job_name
+from herald.notifications.validation import CHANNELS
+from herald.queue import job
+
+for _channel in CHANNELS:
+    job(queue=_channel, name=deliver_job_name(_channel))(deliver)

@@ -1,0 +1,247 @@
+"""Creating, reading, listing and cancelling notifications. Callers own the transaction.
+
+Every status change writes an event row in the same transaction, so a notification's history
+is complete whatever crashes. Enqueueing is separate (`delivery_jobs`): callers enqueue only
+after their commit, so a worker never looks for a row that is not there yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from herald.auth.keys import Principal
+from herald.db.models import Notification, NotificationEvent
+from herald.errors import BadRequest, Conflict, NotFound
+from herald.notifications.schemas import EventOut, NotificationIn, NotificationOut
+from herald.queue import JobRequest, Priority
+
+CANCELLABLE = ("scheduled", "queued", "retrying")
+
+
+def deliver_job_name(channel: str) -> str:
+    return f"deliver.{channel}"
+
+
+def deliver_job_id(notification_id: uuid.UUID | str, attempt: int) -> str:
+    """One job id per attempt: re-enqueueing an attempt is a no-op, a new one never blocked."""
+    return f"deliver:{notification_id}:{attempt}"
+
+
+def delivery_job(notification: Notification) -> JobRequest:
+    """The job that makes the notification's next attempt, at its due time."""
+    attempt = notification.attempts + 1
+    return JobRequest(
+        deliver_job_name(notification.channel),
+        (str(notification.id), attempt),
+        job_id=deliver_job_id(notification.id, attempt),
+        defer_until=notification.next_attempt_at,
+        priority=Priority(notification.priority),
+    )
+
+
+async def create_notifications(
+    session: AsyncSession, principal: Principal, items: list[NotificationIn], max_attempts: int
+) -> list[Notification]:
+    """Insert the notifications and their first events, each in one statement."""
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        scheduled = item.send_at is not None and item.send_at > now
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "api_key_id": principal.id,
+                "channel": item.channel,
+                "recipient": item.to,
+                "subject": item.subject,
+                "body": item.body,
+                "html": item.html,
+                "data": item.data,
+                "template": msgspec.to_builtins(item.template) if item.template else None,
+                "priority": item.priority,
+                "send_at": item.send_at,
+                "reference": item.reference,
+                "metadata": item.metadata,
+                "status": "scheduled" if scheduled else "queued",
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "next_attempt_at": item.send_at if scheduled else now,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    notifications = list(
+        (
+            await session.scalars(
+                insert(Notification).returning(Notification, sort_by_parameter_order=True),
+                rows,
+            )
+        ).all()
+    )
+    await session.execute(
+        insert(NotificationEvent),
+        [
+            {
+                "notification_id": n.id,
+                "status": n.status,
+                "attempt": 0,
+                "detail": accepted_detail(n),
+                "created_at": now,
+            }
+            for n in notifications
+        ],
+    )
+    return notifications
+
+
+def accepted_detail(notification: Notification) -> str:
+    if notification.status == "scheduled" and notification.send_at is not None:
+        return f"accepted; scheduled for {notification.send_at.isoformat()}"
+    return "accepted"
+
+
+async def get_notification(
+    session: AsyncSession, principal: Principal, notification_id: uuid.UUID
+) -> Notification:
+    notification = await session.scalar(
+        select(Notification)
+        .where(Notification.id == notification_id, Notification.api_key_id == principal.id)
+        .options(selectinload(Notification.events))
+    )
+    if notification is None:
+        raise NotFound(f"no notification {notification_id}")
+    return notification
+
+
+def _encode_cursor(notification: Notification) -> str:
+    raw = f"{notification.created_at.isoformat()}|{notification.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, ident = raw.partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(
+            "cursor is not one this API returned", errors=[{"field": "cursor"}]
+        ) from None
+
+
+async def list_notifications(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: str | None,
+    channel: str | None,
+    reference: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Notification], str | None]:
+    """Newest first; the cursor is the last row's (created_at, id), so inserts never shift it."""
+    query = select(Notification).where(Notification.api_key_id == principal.id)
+    if status:
+        query = query.where(Notification.status == status)
+    if channel:
+        query = query.where(Notification.channel == channel)
+    if reference:
+        query = query.where(Notification.reference == reference)
+    if cursor:
+        created, ident = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Notification.created_at < created,
+                and_(Notification.created_at == created, Notification.id < ident),
+            )
+        )
+    query = query.order_by(Notification.created_at.desc(), Notification.id.desc())
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def cancel_notification(
+    session: AsyncSession, principal: Principal, notification_id: uuid.UUID
+) -> Notification:
+    """Cancel a notification not yet handed to a provider; Conflict once it has been."""
+    now = datetime.now(UTC)
+    cancelled = await session.scalar(
+        update(Notification)
+        .where(
+            Notification.id == notification_id,
+            Notification.api_key_id == principal.id,
+            Notification.status.in_(CANCELLABLE),
+        )
+        .values(status="cancelled", updated_at=now, next_attempt_at=None)
+        .returning(Notification)
+    )
+    if cancelled is None:
+        current = await session.scalar(
+            select(Notification.status).where(
+                Notification.id == notification_id, Notification.api_key_id == principal.id
+            )
+        )
+        if current is None:
+            raise NotFound(f"no notification {notification_id}")
+        raise Conflict(
+            f"notification {notification_id} is {current}; it can no longer be cancelled"
+        )
+    session.add(
+        NotificationEvent(
+            notification_id=cancelled.id,
+            status="cancelled",
+            attempt=cancelled.attempts,
+            detail="cancelled by the client",
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return await get_notification(session, principal, notification_id)
+
+
+def to_out(notification: Notification, *, events: str = "none") -> NotificationOut:
+    """The API view; `events` is "loaded" (from the relationship), "accepted" or "none"."""
+    history: list[EventOut] | None = None
+    if events == "loaded":
+        history = [
+            EventOut(status=e.status, at=e.created_at, attempt=e.attempt, detail=e.detail)  # type: ignore[arg-type]
+            for e in notification.events
+        ]
+    elif events == "accepted":
+        status = notification.status
+        detail = accepted_detail(notification)
+        history = [EventOut(status=status, at=notification.created_at, attempt=0, detail=detail)]  # type: ignore[arg-type]
+    return NotificationOut(
+        id=notification.id,
+        channel=notification.channel,  # type: ignore[arg-type]
+        to=notification.recipient,
+        status=notification.status,  # type: ignore[arg-type]
+        priority=notification.priority,  # type: ignore[arg-type]
+        attempts=notification.attempts,
+        max_attempts=notification.max_attempts,
+        created_at=notification.created_at,
+        updated_at=notification.updated_at,
+        subject=notification.subject,
+        body=notification.body,
+        html=notification.html,
+        data=notification.data,
+        template=notification.template,
+        send_at=notification.send_at,
+        reference=notification.reference,
+        metadata=notification.metadata_,
+        next_attempt_at=notification.next_attempt_at,
+        provider=notification.provider,
+        provider_message_id=notification.provider_message_id,
+        error=notification.error,
+        sent_at=notification.sent_at,
+        events=history,
+    )

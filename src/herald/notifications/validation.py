@@ -1,0 +1,146 @@
+"""The channel rules a notification must meet, reported all at once, field by field."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from herald.notifications.schemas import NotificationIn
+
+CHANNELS = ("email", "sms", "push", "whatsapp")
+PRIORITIES = ("high", "normal", "low")
+MAX_BATCH = 1000
+SMS_MAX_CHARS = 1600
+WHATSAPP_MAX_CHARS = 4096
+EMAIL_MAX_BODY_CHARS = 512 * 1024
+PUSH_MAX_DATA_BYTES = 4096
+METADATA_MAX_BYTES = 4096
+MAX_SCHEDULE_AHEAD = timedelta(days=365)
+
+# Deliberately practical, not RFC 5322 complete: one @, no spaces or control characters, a
+# dotted domain of letters, digits and hyphens.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# FCM registration tokens: URL-safe base64 characters and colons, typically ~160 long.
+_FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-]{32,4096}$")
+
+
+class FieldErrors:
+    """Collects `{field, message}` problems, prefixing fields with the batch index."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, field: str, message: str, index: int | None = None) -> None:
+        entry: dict[str, Any] = {"field": field, "message": message}
+        if index is not None:
+            entry["field"] = f"notifications[{index}].{field}"
+            entry["index"] = index
+        self.items.append(entry)
+
+
+def _has_line_break(text: str) -> bool:
+    return "\r" in text or "\n" in text
+
+
+def _check_address(item: NotificationIn, add: Any) -> None:
+    to = item.to
+    if item.channel == "email":
+        if not _EMAIL.match(to) or len(to) > 254:
+            add("to", f"{to[:80]!r} is not a valid email address")
+    elif item.channel in ("sms", "whatsapp"):
+        if not _E164.match(to):
+            add("to", f"{to[:40]!r} is not an E.164 phone number (like +447911123456)")
+    elif item.channel == "push" and not _FCM_TOKEN.match(to):
+        add("to", "is not an FCM registration token (32+ characters of A-Z a-z 0-9 _ - :)")
+
+
+def _check_content(item: NotificationIn, add: Any) -> None:
+    channel = item.channel
+    if item.subject is not None and channel not in ("email", "push"):
+        add("subject", f"is only for email and push, not {channel}")
+    if item.html is not None and channel != "email":
+        add("html", f"is only for email, not {channel}")
+    if item.data is not None and channel != "push":
+        add("data", f"is only for push, not {channel}")
+    if item.template is not None and channel != "whatsapp":
+        add("template", f"is only for whatsapp, not {channel}")
+
+    if channel == "email":
+        if not item.subject or not item.subject.strip():
+            add("subject", "is required for email")
+        elif _has_line_break(item.subject):
+            add("subject", "must not contain CR or LF characters")
+        elif len(item.subject) > 998:
+            add("subject", "is longer than 998 characters")
+        if not item.body and not item.html:
+            add("body", "email needs a body, an html part, or both")
+        for name in ("body", "html"):
+            value = getattr(item, name)
+            if value is not None and len(value) > EMAIL_MAX_BODY_CHARS:
+                add(name, f"is longer than {EMAIL_MAX_BODY_CHARS} characters")
+    elif channel == "sms":
+        if not item.body:
+            add("body", "is required for sms")
+        elif len(item.body) > SMS_MAX_CHARS:
+            add("body", f"is {len(item.body)} characters; sms allows {SMS_MAX_CHARS}")
+    elif channel == "push":
+        if item.subject is not None and _has_line_break(item.subject):
+            add("subject", "must not contain CR or LF characters")
+        if not item.body and not item.data:
+            add("body", "push needs a body, a data payload, or both")
+        if item.data is not None and len(msgspec.json.encode(item.data)) > PUSH_MAX_DATA_BYTES:
+            add("data", f"is larger than FCM's {PUSH_MAX_DATA_BYTES} bytes")
+    elif channel == "whatsapp":
+        if (item.body is None) == (item.template is None):
+            add("body", "whatsapp needs exactly one of body and template")
+        elif item.body is not None and len(item.body) > WHATSAPP_MAX_CHARS:
+            add("body", f"is longer than {WHATSAPP_MAX_CHARS} characters")
+        if item.template is not None and not item.template.name.strip():
+            add("template.name", "must not be empty")
+
+
+def validate_item(item: NotificationIn, errors: FieldErrors, index: int | None = None) -> None:
+    def add(field: str, message: str) -> None:
+        errors.add(field, message, index)
+
+    if item.channel not in CHANNELS:
+        add("channel", f"{item.channel[:40]!r} is not a channel; use one of {', '.join(CHANNELS)}")
+        return
+    _check_address(item, add)
+    _check_content(item, add)
+    if item.priority not in PRIORITIES:
+        add("priority", f"{item.priority[:40]!r} is not a priority; use high, normal or low")
+    if item.send_at is not None:
+        if item.send_at.tzinfo is None:
+            add("send_at", "needs a UTC offset (RFC 3339), e.g. 2030-01-01T09:00:00Z")
+        elif item.send_at - datetime.now(UTC) > MAX_SCHEDULE_AHEAD:
+            add("send_at", "is more than 365 days ahead")
+    if item.reference is not None and len(item.reference) > 255:
+        add("reference", "is longer than 255 characters")
+    if item.metadata is not None and len(msgspec.json.encode(item.metadata)) > METADATA_MAX_BYTES:
+        add("metadata", f"is larger than {METADATA_MAX_BYTES} bytes of JSON")
+
+
+def validate_batch(items: list[NotificationIn]) -> list[dict[str, Any]]:
+    errors = FieldErrors()
+    if not items:
+        errors.add("notifications", "must hold at least one notification")
+    elif len(items) > MAX_BATCH:
+        errors.add("notifications", f"holds {len(items)} notifications; the limit is {MAX_BATCH}")
+    else:
+        for index, item in enumerate(items):
+            validate_item(item, errors, index)
+    return errors.items
+
+
+def validate_one(item: NotificationIn) -> list[dict[str, Any]]:
+    errors = FieldErrors()
+    validate_item(item, errors)
+    return errors.items
