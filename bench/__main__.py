@@ -1,0 +1,135 @@
+"""`python -m bench [--quick] [--tiny] [--only NAME] [--out DIR]`: run the benchmarks.
+
+Prints a table per benchmark, writes `latest.json` and a dated copy (`YYYY-MM-DD-MODE.json`),
+`latest.md` (the same tables in Markdown, for the README) and one PNG per benchmark to the
+output directory (default `bench/results`). Exits 1 if any run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench.core import Mode, benchmarks, flush_redis, run_benchmark
+from bench.env import REDIS_URL, ROOT, check_loopback
+from bench.report import markdown, plot, print_tables
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, 3 runs (< 2 min)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny sizes, 2 runs: checks the machinery (CI)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this benchmark (repeat or comma-separate for several)",
+    )
+    parser.add_argument("--runs", type=int, help="runs per variant (overrides the mode's)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results", help="results directory"
+    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--list", action="store_true", help="list benchmarks and variants")
+    return parser.parse_args(argv)
+
+
+def _machine() -> dict[str, Any]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        redis_version = client.info("server")["redis_version"]
+    finally:
+        client.close()
+    return {
+        "cpus": os.cpu_count(),
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "redis_server": redis_version,
+        "event_loop": f"uvloop {version('uvloop')}",
+    }
+
+
+def _versions() -> dict[str, str]:
+    return {name: version(name) for name in ("herald", "arq", "saq", "redis", "uvicorn")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    registry = benchmarks()
+    console = Console(highlight=False)
+    if args.list:
+        for name, benchmark in registry.items():
+            console.print(f"[bold]{name}[/]: {benchmark.title} (baseline {benchmark.baseline})")
+            for variant in benchmark.variants:
+                console.print(f"  {variant.key}: {variant.label}")
+        return 0
+    check_loopback()
+    mode: Mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    names = [n.strip() for item in args.only or [] for n in item.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(registry))
+    if unknown:
+        console.print(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(registry)}")
+        return 2
+    selected = {n: b for n, b in registry.items() if not names or n in names}
+
+    started = dt.datetime.now(dt.UTC)
+    results: dict[str, Any] = {
+        "schema": 1,
+        "mode": mode,
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "versions": _versions(),
+        "redis_url": REDIS_URL,
+        "benchmarks": {},
+    }
+    clock = time.monotonic()
+    for name, benchmark in selected.items():
+        console.rule(f"{name} ({mode})")
+        results["benchmarks"][name] = run_benchmark(
+            benchmark, mode, runs=args.runs, progress=lambda line: console.print(line)
+        )
+    flush_redis()
+    finished = dt.datetime.now(dt.UTC)
+    results["finished_at"] = finished.isoformat(timespec="seconds")
+    results["seconds"] = round(time.monotonic() - clock, 1)
+
+    print_tables(results, console)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2) + "\n"
+    (out / "latest.json").write_text(text)
+    (out / f"{finished:%Y-%m-%d}-{mode}.json").write_text(text)
+    (out / "latest.md").write_text(markdown(results))
+    if not args.no_plots:
+        for name, result in results["benchmarks"].items():
+            plot(name, result, out / f"{name}.png")
+    console.print(f"results in {out} ({results['seconds']} s)")
+    failed = [
+        f"{name}/{key}"
+        for name, result in results["benchmarks"].items()
+        for key, variant in result["variants"].items()
+        if variant["errors"]
+    ]
+    if failed:
+        console.print(f"[red]failed runs: {', '.join(failed)}[/]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
