@@ -51,7 +51,8 @@ def _machine() -> dict[str, Any]:
 
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        redis_version = client.info("server")["redis_version"]
+        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+        redis_version = info["redis_version"]
     finally:
         client.close()
     return {

@@ -59,7 +59,7 @@ class Pickup(Benchmark):
         return {"rate": 100, "duration_s": duration, "warmup": 5 if mode == "tiny" else 20}
 
     def timeout(self, params: dict[str, Any]) -> float:
-        return params["duration_s"] + 60
+        return float(params["duration_s"]) + 60
 
     async def child(self, variant: Variant, params: dict[str, Any]) -> dict[str, Any]:
         rate, warmup = params["rate"], params["warmup"]

@@ -42,7 +42,7 @@ class Throughput(Benchmark):
         return {"jobs": {"full": 10_000, "quick": 1_000, "tiny": 100}[mode]}
 
     def timeout(self, params: dict[str, Any]) -> float:
-        return params["jobs"] / 50 + 60
+        return float(params["jobs"]) / 50 + 60
 
     async def child(self, variant: Variant, params: dict[str, Any]) -> dict[str, Any]:
         jobs = params["jobs"]

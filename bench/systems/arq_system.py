@@ -53,7 +53,7 @@ class ArqSystem(System):
         _configure_logging()
         pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
         self._worker = Worker(
-            functions=[func(record, name="record"), func(noop, name="noop")],  # type: ignore[arg-type]
+            functions=[func(record, name="record"), func(noop, name="noop")],
             redis_pool=pool,
             queue_name=QUEUE_NAME,
             max_jobs=CONCURRENCY,

@@ -24,8 +24,16 @@ _BULK_CHUNK = 500
 class HeraldSystem(System):
     name = "herald"
 
-    def __init__(self, *, poll_delay: float = 0.05, log_level: str = "INFO") -> None:
-        super().__init__(poll_delay=poll_delay, log_level=log_level)
+    def __init__(
+        self,
+        *,
+        poll_delay: float = 0.05,
+        log_level: str = "INFO",
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """`settings` overrides any other `Settings` field (e.g. `enable_api`, `worker_queues`)."""
+        super().__init__(poll_delay=poll_delay, log_level=log_level, settings=settings or {})
+        self.url = ""  # the HTTP server's base URL once started
         self._server: Any = None
         self._serving: asyncio.Task[None] | None = None
         self._jobs: Any = None
@@ -34,21 +42,22 @@ class HeraldSystem(System):
     def settings(self) -> Any:
         from herald.config import Settings
 
-        return Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            host="127.0.0.1",
-            port=free_port(),
-            database_url=DATABASE_URL,
-            redis_url=REDIS_URL,
-            job_modules=["bench.jobs"],
-            worker_queues=[QUEUE],
-            worker_concurrency=CONCURRENCY,
-            poll_delay_seconds=self.options["poll_delay"],
-            log_level=self.options["log_level"],
-            log_format="json",
-            auto_migrate=False,
-            shutdown_grace_seconds=2,
-        )
+        values: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": free_port(),
+            "database_url": DATABASE_URL,
+            "redis_url": REDIS_URL,
+            "job_modules": ["bench.jobs"],
+            "worker_queues": [QUEUE],
+            "worker_concurrency": CONCURRENCY,
+            "poll_delay_seconds": self.options["poll_delay"],
+            "log_level": self.options["log_level"],
+            "log_format": "json",
+            "auto_migrate": False,
+            "shutdown_grace_seconds": 2,
+        }
+        values.update(self.options["settings"])
+        return Settings(_env_file=None, **values)
 
     async def start_worker(self) -> None:
         import uvicorn
@@ -69,6 +78,7 @@ class HeraldSystem(System):
             timeout_graceful_shutdown=5,
         )
         self._app = app
+        self.url = f"http://127.0.0.1:{settings.port}"
         self._server = HeraldServer(config, app)
         self._serving = asyncio.create_task(self._server.serve())
         deadline = time.monotonic() + 30
