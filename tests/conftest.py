@@ -106,9 +106,31 @@ def herald() -> Iterator[Callable[..., HeraldProcess]]:
 
 @contextlib.asynccontextmanager
 async def running_app(settings: Settings) -> AsyncIterator[tuple[Litestar, httpx.AsyncClient]]:
-    """The app with its lifespan (workers included) in this test's event loop, and a client."""
+    """The app with its lifespan (workers included) in this test's event loop, and a client.
+
+    The lifespan runs in a task of its own, so that a fixture may enter and leave it from
+    different tasks (anyio's cancel scopes must be left by the task that entered them).
+    """
     app = create_app(settings)
-    async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
+    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def hold() -> None:
+        try:
+            async with app.lifespan():
+                started.set_result(None)
+                await stop.wait()
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+
+    task = asyncio.create_task(hold())
+    await started
+    transport = httpx.ASGITransport(app=app)
+    try:
         async with httpx.AsyncClient(transport=transport, base_url="http://herald") as client:
             yield app, client
+    finally:
+        stop.set()
+        await task

@@ -109,11 +109,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             return _bad_request(exc, path)
         errors = exc.extra if isinstance(exc.extra, list) and exc.extra else None
         title = _TITLES.get(exc.status_code, "Error")
-        detail = (
-            exc.detail
-            if exc.detail and exc.detail != title
-            else _DETAILS.get(exc.status_code, title)
-        )
+        detail = _DETAILS.get(exc.status_code) or exc.detail or title
         response = problem(exc.status_code, title, detail, instance=path, errors=errors)
         if exc.headers:
             response.headers.update(exc.headers)
@@ -176,9 +172,9 @@ _TITLES = {
     429: "Too Many Requests",
     503: "Service Unavailable",
 }
+# Replaces Litestar's generic wording with something a client can act on.
 _DETAILS = {
     404: "No resource at this path.",
-    405: "This method is not allowed on this path.",
     413: "The request body is larger than the 1 MiB limit.",
 }
 

@@ -15,11 +15,11 @@ import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.auth.keys import KeyAuthenticator, Principal
@@ -89,8 +89,8 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
 
 async def _submit(
     request: Request[Any, Any, State],
-    principal: Principal,
-    session: AsyncSession,
+    principal: NamedDependency[Principal],
+    session: NamedDependency[AsyncSession],
     items: list[NotificationIn],
     idempotency_key: str | None,
     *,
@@ -141,8 +141,8 @@ async def _submit(
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         description="Repeat-safe submission: the same key and body return the first response.",
     ),
@@ -167,9 +167,9 @@ class NotificationController(Controller):
     async def create(
         self,
         request: Request[Any, Any, State],
-        principal: Principal,
-        session: AsyncSession,
-        data: NotificationIn,
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        data: JSONBody[NotificationIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[NotificationOut]:
         """Store the notification and queue its delivery; 202 with its status `queued` or
@@ -189,9 +189,9 @@ class NotificationController(Controller):
     async def create_batch(
         self,
         request: Request[Any, Any, State],
-        principal: Principal,
-        session: AsyncSession,
-        data: BatchIn,
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        data: JSONBody[BatchIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[BatchOut]:
         """All or nothing: one bad item is a 422 naming every bad item, and nothing is
@@ -205,7 +205,10 @@ class NotificationController(Controller):
 
     @get("/{notification_id:uuid}", summary="Read a notification", responses=_responses(401))
     async def read(
-        self, principal: Principal, session: AsyncSession, notification_id: uuid.UUID
+        self,
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        notification_id: FromPath[uuid.UUID],
     ) -> NotificationOut:
         """The notification with its status, attempts, provider result and every event."""
         notification = await get_notification(session, principal, notification_id)
@@ -214,11 +217,11 @@ class NotificationController(Controller):
     @get("/", summary="List notifications", responses=_responses(400, 401))
     async def list_(
         self,
-        principal: Principal,
-        session: AsyncSession,
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
         status: Annotated[
             str | None,
-            Parameter(
+            QueryParameter(
                 description="Only this status.",
                 examples=[Example(value="failed")],
                 pattern="^(scheduled|queued|sending|retrying|sent|delivered|failed|cancelled)$",
@@ -226,14 +229,15 @@ class NotificationController(Controller):
         ] = None,
         channel: Annotated[
             str | None,
-            Parameter(description="Only this channel.", pattern="^(email|sms|push|whatsapp)$"),
+            QueryParameter(description="Only this channel.", pattern="^(email|sms|push|whatsapp)$"),
         ] = None,
         reference: Annotated[
-            str | None, Parameter(description="Only this reference.", max_length=255)
+            str | None, QueryParameter(description="Only this reference.", max_length=255)
         ] = None,
-        limit: Annotated[int, Parameter(ge=1, le=200, description="Page size.")] = 50,
+        limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size.")] = 50,
         cursor: Annotated[
-            str | None, Parameter(description="`next_cursor` of the previous page.", max_length=200)
+            str | None,
+            QueryParameter(description="`next_cursor` of the previous page.", max_length=200),
         ] = None,
     ) -> NotificationList:
         """Newest first, with cursor pagination that stays stable while new ones arrive."""
@@ -255,7 +259,10 @@ class NotificationController(Controller):
         responses=_responses(401, 409),
     )
     async def cancel(
-        self, principal: Principal, session: AsyncSession, notification_id: uuid.UUID
+        self,
+        principal: NamedDependency[Principal],
+        session: NamedDependency[AsyncSession],
+        notification_id: FromPath[uuid.UUID],
     ) -> NotificationOut:
         """Cancel it if it has not been handed to a provider yet; 409 otherwise."""
         notification = await cancel_notification(session, principal, notification_id)

@@ -30,6 +30,8 @@ LoopState = Literal["starting", "running", "restarting", "stopped"]
 
 # A loop that has not finished an iteration for this long is reported as wedged.
 _WEDGED_AFTER_SECONDS = 60.0
+# How long a loop may take to notice it should stop before it is cancelled.
+_STOP_TIMEOUT_SECONDS = 12.0
 # A loop that ran this long before failing starts its backoff from the beginning again.
 _HEALTHY_RUN_SECONDS = 30.0
 
@@ -67,6 +69,7 @@ class SupervisedWorker:
             metrics.worker_loop_up.labels(self.queue).set(1)
             try:
                 await self.worker.main()
+                break  # main() returns only after stop()
             except Exception as exc:  # arq's loop dies on any Redis error: restart it
                 metrics.worker_loop_up.labels(self.queue).set(0)
                 if self._stopping.is_set():
@@ -102,8 +105,12 @@ class SupervisedWorker:
     async def close(self) -> None:
         """Stop the loop, cancel jobs still running (arq re-queues them), close the pool."""
         self._stopping.set()
+        self.worker.stop()
         if self._task is not None:
-            self._task.cancel()
+            # The loop returns within one Redis call; cancel it only if Redis hangs.
+            _, pending = await asyncio.wait({self._task}, timeout=_STOP_TIMEOUT_SECONDS)
+            for task in pending:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         cancelled = self.worker.running

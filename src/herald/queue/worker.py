@@ -79,19 +79,30 @@ class HeraldWorker(Worker):
     def __init__(self, *args: Any, scan_limit: int = 1000, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.wake = asyncio.Event()
+        self.stopping = False
         self.last_iteration = time.monotonic()
         self._scan_limit = scan_limit
         self._pick = self.pool.register_script(_PICK_LUA)
 
     async def main(self) -> None:
+        """Poll until `stop()`; returning (not cancellation) is the normal way out.
+
+        Python 3.11's `asyncio.timeout` can swallow a cancellation that races with its own
+        expiry, so a stop flag, not `Task.cancel()`, ends the loop.
+        """
         self.ctx["redis"] = self.pool
-        while True:
+        while not self.stopping:
             self.wake.clear()
             await self._poll_iteration()
             self.last_iteration = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_delay_s):
                     await self.wake.wait()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.allow_pick_jobs = False
+        self.wake.set()
 
     async def _poll_iteration(self) -> None:
         free = self.max_jobs - self.job_counter
