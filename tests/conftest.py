@@ -30,7 +30,7 @@ DATABASE_URL = os.environ.get(
     "HERALD_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/herald_test"
 )
 REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TABLES = ("notification_events", "notifications", "idempotency_keys", "api_keys")
+TABLES = ("notification_events", "notifications", "idempotency_keys", "api_keys", "paused_queues")
 
 
 def base_env() -> dict[str, str]:

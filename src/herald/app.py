@@ -9,6 +9,9 @@ pool is closed. Nothing connects at import time.
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +31,7 @@ from herald.health import route_handlers as health_routes
 from herald.logging import configure_logging
 from herald.notifications.ratelimit import RateLimiter
 from herald.queue import JobQueue, JobRegistry, WorkerRuntime, load_jobs, select_queues
+from herald.queue.control import ProcessInfo
 from herald.queue.stats import QueueStats
 from herald.request_context import RequestContextMiddleware
 from herald.resources import Resources, instance_name, process_role
@@ -104,7 +108,22 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
 
         if settings.enable_workers:
             runtime = WorkerRuntime(
-                settings, registry, resources.jobs, resources, client_name=label
+                settings,
+                registry,
+                resources.jobs,
+                resources,
+                client_name=label,
+                redis=redis,
+                session_maker=session_maker,
+                process=ProcessInfo(
+                    instance=instance,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    role=role,
+                    queues=select_queues(settings, registry),
+                    started=time.time(),
+                    last_seen=time.time(),
+                ),
             )
             for install in app.state.worker_extensions:
                 install(runtime, resources)

@@ -123,3 +123,33 @@ async def test_drain_lets_short_jobs_finish_and_requeues_long_ones(
     assert await redis.zrange(queue_key("a"), 0, -1) == [b"long"]
     assert not await redis.exists("arq:in-progress:long")
     assert await redis.exists("arq:job:long")
+
+
+async def test_pausing_a_queue_stops_picking_within_a_second_and_resume_restarts_it(
+    redis: aioredis.Redis,
+) -> None:
+    from herald.db.engine import create_session_maker
+    from herald.queue.control import live_processes, pause_queue, resume_queue
+
+    settings = make_settings(worker_queues=["a", "b"])
+    async with running_app(settings) as (app, _):
+        resources = app.state.resources
+        session_maker = create_session_maker(resources.engine)
+        async with session_maker() as session, session.begin():
+            await pause_queue(session, "a", by="test")
+        await asyncio.sleep(1.0)
+        await resources.jobs.enqueue("test.record_a", "paused")
+        await resources.jobs.enqueue("test.record_b", "other")
+        await _wait_for(redis, "test:ran:other")
+        await asyncio.sleep(1.0)
+        assert await redis.get("test:ran:paused") is None
+        assert resources.runtime.paused == {"a"}
+
+        processes = await live_processes(redis)
+        assert [p.pid for p in processes] == [os.getpid()]
+        assert processes[0].queues == ["a", "b"]
+
+        async with session_maker() as session, session.begin():
+            await resume_queue(session, "a")
+        await _wait_for(redis, "test:ran:paused", timeout=3)
+    assert await live_processes(redis) == []

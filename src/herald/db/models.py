@@ -146,3 +146,13 @@ class IdempotencyRecord(Base):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class PausedQueue(Base):
+    """A queue an operator paused: every replica stops picking from it until it is resumed."""
+
+    __tablename__ = "paused_queues"
+
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    paused_by: Mapped[str | None] = mapped_column(String(100))

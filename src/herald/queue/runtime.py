@@ -17,10 +17,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald import metrics
 from herald.config import Settings
 from herald.queue.client import JobQueue
+from herald.queue.control import (
+    HEARTBEAT_SECONDS,
+    ProcessInfo,
+    paused_queues,
+    remove_heartbeat,
+    write_heartbeat,
+)
 from herald.queue.registry import JobRegistry
 from herald.queue.worker import HeraldWorker, build_worker, create_worker_redis
 
@@ -30,6 +39,8 @@ LoopState = Literal["starting", "running", "restarting", "stopped"]
 
 # A loop that has not finished an iteration for this long is reported as wedged.
 _WEDGED_AFTER_SECONDS = 60.0
+# How often pause/resume is re-read: every replica follows within a second.
+_CONTROL_INTERVAL_SECONDS = 0.5
 # How long a loop may take to notice it should stop before it is cancelled.
 _STOP_TIMEOUT_SECONDS = 12.0
 # A loop that ran this long before failing starts its backoff from the beginning again.
@@ -151,12 +162,19 @@ class WorkerRuntime:
         resources: Any,
         *,
         client_name: str,
+        redis: Redis,
+        session_maker: async_sessionmaker[AsyncSession],
+        process: ProcessInfo,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._jobs = jobs
         self._resources = resources
         self._client_name = client_name
+        self._redis = redis
+        self._session_maker = session_maker
+        self._process = process
+        self.paused: set[str] = set()
         self.queues = select_queues(settings, registry)
         self.workers: dict[str, SupervisedWorker] = {}
         self._background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
@@ -187,9 +205,40 @@ class WorkerRuntime:
             supervised.start()
             self.workers[queue] = supervised
         self._jobs.add_listener(self._wake)
+        self._tasks.append(asyncio.create_task(self._maintain(), name="herald-queue-control"))
         for name, run in self._background:
             self._tasks.append(asyncio.create_task(run(), name=f"herald-{name}"))
         log.info("workers.started", queues=self.queues)
+
+    async def _maintain(self) -> None:
+        """Follow pause/resume within half a second, and heartbeat every two seconds."""
+        last_beat = 0.0
+        while not self.draining:
+            try:
+                async with self._session_maker() as session:
+                    self._apply_pause(await paused_queues(session))
+            except Exception as exc:  # Postgres down: keep the last known state
+                log.debug("queues.pause_state_unavailable", error=repr(exc))
+            if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                try:
+                    await write_heartbeat(self._redis, self._process)
+                    last_beat = time.monotonic()
+                except Exception as exc:  # Redis down: the worker loops say so already
+                    log.debug("queues.heartbeat_failed", error=repr(exc))
+            await asyncio.sleep(_CONTROL_INTERVAL_SECONDS)
+
+    def _apply_pause(self, paused: set[str]) -> None:
+        if self.draining:
+            return
+        for queue, worker in self.workers.items():
+            if queue in paused and queue not in self.paused:
+                log.info("queue.paused", queue=queue)
+            elif queue not in paused and queue in self.paused:
+                log.info("queue.resumed", queue=queue)
+            worker.worker.allow_pick_jobs = queue not in paused
+            if queue not in paused:
+                worker.wake()
+        self.paused = paused & set(self.workers)
 
     def _wake(self, queue: str) -> None:
         worker = self.workers.get(queue)
@@ -216,6 +265,8 @@ class WorkerRuntime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await remove_heartbeat(self._redis, self._process.instance)
         await asyncio.gather(*(w.close() for w in self.workers.values()))
         self._drained.set()
         log.info("workers.stopped")
