@@ -208,6 +208,22 @@ class Settings(BaseSettings):
         None, description="As above."
     )
 
+    # -- dashboard -------------------------------------------------------------------------------
+    dashboard_path: str = Field("/dashboard", description="Where the dashboard is mounted.")
+    dashboard_username: str = Field("", description="Dashboard user; empty turns it off.")
+    dashboard_password_hash: SecretStr = Field(
+        SecretStr(""), description="From `herald dashboard hash-password`."
+    )
+    dashboard_read_only: bool = Field(False, description="Show everything, allow no action.")
+    dashboard_secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Signs session cookies; set the same value on every replica "
+        "(empty: a random key per process, so sessions do not survive restarts).",
+    )
+    dashboard_refresh_seconds: float = Field(
+        2.0, ge=0.5, le=60, description="How often the dashboard's live parts refresh."
+    )
+
     @field_validator(
         "email_rate_limit",
         "sms_rate_limit",
@@ -231,6 +247,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _roles(self) -> Self:
+        if not self.dashboard_path.startswith("/") or self.dashboard_path.rstrip("/") in (
+            "",
+            "/v1",
+            "/health",
+            "/metrics",
+            "/schema",
+        ):
+            raise ValueError("DASHBOARD_PATH must be a path such as /dashboard, not a reserved one")
         if not (self.enable_api or self.enable_workers):
             raise ValueError(
                 "ENABLE_API and ENABLE_WORKERS are both false: a process must have a role"
