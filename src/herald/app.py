@@ -101,9 +101,9 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.collect_queue_metrics = QueueStats(redis, registry.queues).collect
         if settings.enable_workers:
             resources.providers = await stack.enter_async_context(open_providers(settings))
-            resources.rate_limiter = RateLimiter(
-                redis, settings, {ch: p.name for ch, p in resources.providers.items()}
-            )
+            provider_names = {ch: p.name for ch, p in resources.providers.items()}
+            resources.rate_limiter = RateLimiter(redis, settings, provider_names)
+            metrics.prime(select_queues(settings, registry), provider_names)
         await _warn_about_eviction(redis)
 
         if settings.enable_workers:

@@ -91,7 +91,8 @@ _OUTAGES = (
 )
 
 
-def _is_outage(exc: BaseException) -> bool:
+def is_outage(exc: BaseException) -> bool:
+    """True for errors that mean Postgres or Redis is unreachable, not a bug."""
     if isinstance(exc, _OUTAGES):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -114,7 +115,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         if exc.headers:
             response.headers.update(exc.headers)
         return response
-    if _is_outage(exc):
+    if is_outage(exc):
         log.warning("http.dependency_unavailable", error=f"{type(exc).__name__}: {exc}")
         return problem(
             503,

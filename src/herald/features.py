@@ -24,7 +24,9 @@ def api_routers(settings: Settings) -> list[Any]:
 
 def worker_extensions(settings: Settings) -> list[WorkerExtension]:
     """Called with the worker runtime before it starts (periodic tasks such as the reconciler)."""
-    return []
+    from herald.notifications.reconciler import install_reconciler
+
+    return [install_reconciler]
 
 
 def cli_commands() -> list[Any]:

@@ -13,11 +13,14 @@ status change plus an event row in one transaction, conditional on still holding
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import text, update
@@ -27,12 +30,15 @@ from herald import metrics
 from herald.channels import Message, PermanentError, Provider, ProviderResult, TransientError
 from herald.config import Settings
 from herald.db.models import Notification, NotificationEvent
+from herald.errors import is_outage
 from herald.logging import mask_address
 from herald.notifications.service import delivery_job
 from herald.queue import JobContext
 from herald.resources import Resources
 
 log = structlog.get_logger()
+
+T = TypeVar("T")
 
 # A job may run up to 5 s before its row's due time (clock skew between hosts).
 _CLAIM = text(
@@ -144,6 +150,8 @@ async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
     channel = ctx.queue
     provider: Provider = resources.providers[channel]
     structlog.contextvars.bind_contextvars(notification_id=notification_id, attempt=attempt)
+    # Leave a second before the job's own timeout for recording the outcome.
+    deadline = time.monotonic() + settings.job_timeout_for(channel) - 1
 
     limiter = resources.rate_limiter
     if limiter is not None:
@@ -172,7 +180,26 @@ async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
         elapsed = time.perf_counter() - started
         metrics.provider_latency.labels(channel, provider.name).observe(elapsed)
 
-    await _record(resources, claimed, provider.name, result, error)
+    await _record(resources, claimed, provider.name, result, error, deadline)
+
+
+async def _with_db_retry(write: Callable[[], Awaitable[T]], deadline: float) -> T:
+    """Run `write`, retrying while Postgres is unreachable, until `deadline` (monotonic).
+
+    The provider has already accepted the message: giving up here would leave the row
+    `sending` until its lease expires and the reconciler sends it again. Holding on to the
+    outcome through a short outage keeps that duplicate from happening.
+    """
+    delay = 0.2
+    while True:
+        try:
+            return await write()
+        except Exception as exc:
+            if not is_outage(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("delivery.record_retrying", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 async def _record(
@@ -181,60 +208,63 @@ async def _record(
     provider: str,
     result: ProviderResult | None,
     error: TransientError | PermanentError | None,
+    deadline: float,
 ) -> None:
     settings = resources.settings
     masked = mask_address(claimed.message.to)
-    next_job = None
-    async with resources.session_maker() as session:
-        if result is not None:
-            outcome = "sent"
-            detail = f"{provider} accepted it" + (
-                f" as {result.provider_message_id}" if result.provider_message_id else ""
-            )
-            finished = await _finish(
-                session,
-                claimed,
-                "sent",
-                detail,
-                provider_message_id=result.provider_message_id,
-                sent_at=datetime.now(UTC),
-                next_attempt_at=None,
-                error=None,
-            )
-        elif isinstance(error, TransientError) and claimed.attempt < claimed.max_attempts:
-            outcome = "retried"
-            delay = backoff_seconds(settings, claimed.attempt, error.retry_after)
-            due = datetime.now(UTC) + timedelta(seconds=delay)
-            detail = f"attempt {claimed.attempt} failed: {error.reason}; retrying in {delay:.2f}s"
-            finished = await _finish(
-                session, claimed, "retrying", detail, next_attempt_at=due, error=error.reason
-            )
-            if finished is not None:
-                next_job = delivery_job(finished)
-        else:
-            assert error is not None
-            outcome = "failed"
-            detail = (
-                error.reason
-                if isinstance(error, PermanentError)
-                else f"gave up after {claimed.attempt} attempts: {error.reason}"
-            )
-            finished = await _finish(
-                session, claimed, "failed", detail, next_attempt_at=None, error=detail
-            )
-        await session.commit()
+    if result is not None:
+        outcome = "sent"
+        detail = f"{provider} accepted it" + (
+            f" as {result.provider_message_id}" if result.provider_message_id else ""
+        )
+        status = "sent"
+        values: dict[str, object] = {
+            "provider_message_id": result.provider_message_id,
+            "sent_at": datetime.now(UTC),
+            "next_attempt_at": None,
+            "error": None,
+        }
+    elif isinstance(error, TransientError) and claimed.attempt < claimed.max_attempts:
+        outcome = status = "retrying"
+        delay = backoff_seconds(settings, claimed.attempt, error.retry_after)
+        detail = f"attempt {claimed.attempt} failed: {error.reason}; retrying in {delay:.2f}s"
+        values = {
+            "next_attempt_at": datetime.now(UTC) + timedelta(seconds=delay),
+            "error": error.reason,
+        }
+    else:
+        assert error is not None
+        outcome = status = "failed"
+        detail = (
+            error.reason
+            if isinstance(error, PermanentError)
+            else f"gave up after {claimed.attempt} attempts: {error.reason}"
+        )
+        values = {"next_attempt_at": None, "error": detail}
 
+    async def write() -> Notification | None:
+        async with resources.session_maker() as session:
+            finished = await _finish(session, claimed, status, detail, **values)
+            await session.commit()
+            return finished
+
+    finished = await _with_db_retry(write, deadline)
     if finished is None:
         # The reconciler took the row back (our lease expired) while the provider was busy.
         log.warning("delivery.lease_lost", outcome=outcome, to=masked)
         return
-    metrics.notifications.labels(claimed.channel, provider, outcome).inc()
-    event = {"sent": "notification.sent", "retried": "notification.retrying"}.get(
-        outcome, "notification.failed"
+    metrics.notifications.labels(
+        claimed.channel, provider, "retried" if outcome == "retrying" else outcome
+    ).inc()
+    log.info(
+        f"notification.{outcome}",
+        channel=claimed.channel,
+        provider=provider,
+        to=masked,
+        detail=detail,
     )
-    log.info(event, channel=claimed.channel, provider=provider, to=masked, detail=detail)
-    if next_job is not None:
+    if outcome == "retrying":
         try:
-            await resources.jobs.enqueue_many([next_job])
+            await resources.jobs.enqueue_many([delivery_job(finished)])
         except Exception as exc:  # stored as retrying: the reconciler enqueues it later
             log.warning("delivery.enqueue_failed", error=f"{type(exc).__name__}: {exc}")
