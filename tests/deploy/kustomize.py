@@ -7,7 +7,8 @@ can never silently render something different from kustomize:
 - `patches`: strategic-merge patches given by `path`, each naming its target by apiVersion,
   kind and metadata.name; `null` deletes a field; lists of containers, env, ports, volumes
   and volumeMounts merge by their Kubernetes merge keys, other lists are replaced;
-- `images`: `name` → `newName` / `newTag` / `digest` on containers and init containers.
+- `images`: `name` → `newName` / `newTag` / `digest` on containers and init containers;
+- `namespace`: set on every object (all of deploy/k8s's kinds are namespaced).
 
 When kubectl is installed, a test checks that both renderings agree.
 """
@@ -24,7 +25,7 @@ import yaml
 
 Obj = dict[str, Any]
 
-SUPPORTED_KEYS = {"apiVersion", "kind", "resources", "patches", "images"}
+SUPPORTED_KEYS = {"apiVersion", "kind", "namespace", "resources", "patches", "images"}
 
 # Merge keys of the Kubernetes lists the patches may touch (from the API's
 # x-kubernetes-patch-merge-key). Lists not named here are replaced whole, as kustomize does.
@@ -96,6 +97,10 @@ def load(directory: Path) -> list[Obj]:
             if len(matches) != 1:
                 raise ValueError(f"{path}: patch target {object_id(patch)} not found")
             objects[matches[0]] = merge(objects[matches[0]], patch)
+
+    if "namespace" in spec:
+        for obj in objects:
+            obj["metadata"]["namespace"] = spec["namespace"]
 
     for image in spec.get("images", []):
         unknown = set(image) - {"name", "newName", "newTag", "digest"}

@@ -9,6 +9,7 @@ Dockerfile.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,6 +238,11 @@ def test_config_and_secret_keys_are_settings(rendered: Rendered) -> None:
     assert "DATABASE_URL" not in rendered.get("ConfigMap", "herald-config")["data"]
 
 
+def test_secret_template_lives_with_the_pods(rendered: Rendered) -> None:
+    namespaces = {obj["metadata"].get("namespace") for obj in rendered.objects}
+    assert namespaces == {secret_template()["metadata"].get("namespace")}
+
+
 def test_container_env_names_are_settings(rendered: Rendered) -> None:
     for obj in rendered.workloads:
         env = container_env(rendered, main_container(obj))
@@ -416,6 +422,48 @@ def test_split_worker_pods_match_the_api_pods() -> None:
         assert main_container(api).get(key) == main_container(worker).get(key), key
     annotations = api["spec"]["template"]["metadata"]["annotations"]
     assert worker["spec"]["template"]["metadata"]["annotations"] == annotations
+
+
+# -- Prometheus' Kubernetes discovery (deploy/prometheus) keeps these pods ---------------------
+
+
+def _discovery_labels(deployment: Obj, container: Obj) -> dict[str, str]:
+    """The __meta_kubernetes_* labels Prometheus' pod discovery gives a running pod."""
+    template = deployment["spec"]["template"]["metadata"]
+    meta = {
+        "__meta_kubernetes_namespace": deployment["metadata"].get("namespace", "default"),
+        "__meta_kubernetes_pod_container_name": container["name"],
+        "__meta_kubernetes_pod_container_init": "false",
+        "__meta_kubernetes_pod_phase": "Running",
+    }
+    for kind, values in (("label", template["labels"]), ("annotation", template["annotations"])):
+        for key, value in values.items():
+            meta[f"__meta_kubernetes_pod_{kind}_{re.sub(r'[^a-zA-Z0-9_]', '_', key)}"] = value
+    return meta
+
+
+def test_prometheus_kubernetes_discovery_keeps_herald_pods(rendered: Rendered) -> None:
+    path = ROOT / "deploy" / "prometheus" / "prometheus-kubernetes.yml"
+    if not path.exists():
+        pytest.skip("no deploy/prometheus/prometheus-kubernetes.yml")
+    config = yaml.safe_load(path.read_text())
+    jobs = [job for job in config["scrape_configs"] if "kubernetes_sd_configs" in job]
+    assert jobs
+    for job in jobs:
+        for deployment in rendered.deployments:
+            meta = _discovery_labels(deployment, main_container(deployment))
+            for sd in job["kubernetes_sd_configs"]:
+                names = sd.get("namespaces", {}).get("names")
+                assert names is None or meta["__meta_kubernetes_namespace"] in names
+            for rule in job.get("relabel_configs", []):
+                if rule.get("action") not in {"keep", "drop"}:
+                    continue
+                separator = rule.get("separator", ";")
+                value = separator.join(meta.get(label, "") for label in rule["source_labels"])
+                matched = re.fullmatch(rule.get("regex", "(.*)"), value) is not None
+                assert matched == (rule["action"] == "keep"), (
+                    f"{job['job_name']} drops {name(deployment)}: {rule}"
+                )
 
 
 # -- the probe paths really answer, in each Deployment's configuration --------------------------
