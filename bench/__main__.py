@@ -43,6 +43,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--list", action="store_true", help="list benchmarks and variants")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: print the tables of a results file and redo its .md and plots in --out",
+    )
     return parser.parse_args(argv)
 
 
@@ -69,6 +75,14 @@ def _versions() -> dict[str, str]:
     return {name: version(name) for name in ("herald", "arq", "saq", "redis", "uvicorn")}
 
 
+def _write_views(results: dict[str, Any], out: Path, *, plots: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.md").write_text(markdown(results))
+    if plots:
+        for name, result in results["benchmarks"].items():
+            plot(name, result, out / f"{name}.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     registry = benchmarks()
@@ -78,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[bold]{name}[/]: {benchmark.title} (baseline {benchmark.baseline})")
             for variant in benchmark.variants:
                 console.print(f"  {variant.key}: {variant.label}")
+        return 0
+    if args.render:
+        rendered: dict[str, Any] = json.loads(args.render.read_text())
+        print_tables(rendered, console)
+        _write_views(rendered, args.out, plots=not args.no_plots)
         return 0
     check_loopback()
     mode: Mode = "tiny" if args.tiny else "quick" if args.quick else "full"
@@ -115,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(results, indent=2) + "\n"
     (out / "latest.json").write_text(text)
     (out / f"{finished:%Y-%m-%d}-{mode}.json").write_text(text)
-    (out / "latest.md").write_text(markdown(results))
-    if not args.no_plots:
-        for name, result in results["benchmarks"].items():
-            plot(name, result, out / f"{name}.png")
+    _write_views(results, out, plots=not args.no_plots)
     console.print(f"results in {out} ({results['seconds']} s)")
     failed = [
         f"{name}/{key}"

@@ -102,8 +102,9 @@ def plot(name: str, result: dict[str, Any], path: Path) -> None:
     metrics = result["metrics"]
     variants = result["variants"]
     labels = [v["label"] for v in variants.values()]
+    width = max(9.0, 5.5 * len(metrics))
     fig, axes = plt.subplots(
-        1, len(metrics), figsize=(5.5 * len(metrics), 0.6 * len(labels) + 2.2), squeeze=False
+        1, len(metrics), figsize=(width, 0.6 * len(labels) + 2.2), squeeze=False
     )
     for axis, (key, meta) in zip(axes[0], metrics.items(), strict=True):
         medians, lower, upper, colors = [], [], [], []
@@ -126,7 +127,8 @@ def plot(name: str, result: dict[str, Any], path: Path) -> None:
         if meta["log_scale"]:
             axis.set_xscale("log")
         better = "lower" if meta["better"] == "lower" else "higher"
-        axis.set_xlabel(f"{meta['label']} ({meta['unit']}, {better} is better)")
+        unit = "" if meta["unit"] == meta["label"] else f"{meta['unit']}, "
+        axis.set_xlabel(f"{meta['label']} ({unit}{better} is better)")
         for position, median, above in zip(positions, medians, upper, strict=True):
             axis.annotate(
                 _number(median),
