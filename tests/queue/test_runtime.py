@@ -153,3 +153,16 @@ async def test_pausing_a_queue_stops_picking_within_a_second_and_resume_restarts
             await resume_queue(session, "a")
         await _wait_for(redis, "test:ran:paused", timeout=3)
     assert await live_processes(redis) == []
+
+
+async def test_a_job_enqueued_by_another_process_wakes_the_worker_through_redis(
+    redis: aioredis.Redis,
+) -> None:
+    # A JobQueue of its own stands for another process: no in-process listener hears it.
+    settings = make_settings(poll_delay_seconds=5, worker_queues=["a"])
+    async with running_app(settings):
+        await asyncio.sleep(0.3)  # past the first poll: the loop now sleeps for 5 s
+        started = time.time()
+        await JobQueue(redis, registry).enqueue("test.record_a", "remote")
+        entry = await _wait_for(redis, "test:ran:remote", timeout=4)
+    assert entry["started"] - started < 4

@@ -3,8 +3,9 @@
 `JobQueue.enqueue_many` writes any number of jobs in one Redis round trip (one Lua script
 call). A job whose id already exists (queued, running, or kept as a result) is left alone, so
 enqueueing the same id twice is a no-op: callers encode what makes a job unique in its id.
-Listeners registered with `add_listener` hear about every queue that received a job from
-this process: the worker runtime uses that to wake its worker at once instead of polling.
+Listeners registered with `add_listener` hear about every queue that received a job due now
+from this process, and the same script publishes the queue on `WAKE_CHANNEL` for the other
+processes: workers everywhere start at once instead of waiting for their next poll.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from arq.jobs import serialize_job
 from redis.asyncio import Redis
 
 from herald import metrics
-from herald.queue.keys import Priority, due_score, queue_key
+from herald.queue.keys import WAKE_CHANNEL, Priority, due_score, queue_key
 from herald.queue.registry import JobRegistry
 from herald.queue.serialization import serialize
 
@@ -30,20 +31,25 @@ from herald.queue.serialization import serialize
 _EXPIRES_EXTRA_MS = 86_400_000
 
 _ENQUEUE_LUA = """
--- ARGV: job key prefix, result key prefix, then per job: id, queue key, score, ttl ms, payload
+-- ARGV: job key prefix, result key prefix, now ms, wake channel,
+-- then per job: id, queue key, score, ttl ms, payload.
 local created = {}
-local n = (#ARGV - 2) / 5
+local woken = {}
+local now = tonumber(ARGV[3])
+local n = (#ARGV - 4) / 5
 for i = 0, n - 1 do
-  local base = 3 + i * 5
+  local base = 5 + i * 5
   local id = ARGV[base]
   if redis.call('EXISTS', ARGV[1] .. id, ARGV[2] .. id) == 0 then
     redis.call('PSETEX', ARGV[1] .. id, ARGV[base + 3], ARGV[base + 4])
     redis.call('ZADD', ARGV[base + 1], ARGV[base + 2], id)
     created[#created + 1] = 1
+    if tonumber(ARGV[base + 2]) <= now then woken[ARGV[base + 1]] = true end
   else
     created[#created + 1] = 0
   end
 end
+for queue, _ in pairs(woken) do redis.call('PUBLISH', ARGV[4], queue) end
 return created
 """
 
@@ -97,7 +103,7 @@ class JobQueue:
         if not requests:
             return []
         now = now_ms()
-        argv: list[Any] = [job_key_prefix, result_key_prefix]
+        argv: list[Any] = [job_key_prefix, result_key_prefix, now, WAKE_CHANNEL]
         queues: list[str] = []
         woken: set[str] = set()
         for request in requests:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 QUEUE_PREFIX = "herald:queue:"
-PAUSED_KEY = "herald:paused-queues"
+# Published with a queue key when jobs due now are enqueued, so every process wakes its worker.
+WAKE_CHANNEL = "herald:wake"
 
 # Far more than any realistic backlog age, far less than the float precision limit.
 BAND_MS = 1_000_000_000

@@ -30,6 +30,7 @@ from herald.queue.control import (
     remove_heartbeat,
     write_heartbeat,
 )
+from herald.queue.keys import WAKE_CHANNEL, queue_key
 from herald.queue.registry import JobRegistry
 from herald.queue.worker import HeraldWorker, build_worker, create_worker_redis
 
@@ -206,6 +207,7 @@ class WorkerRuntime:
             self.workers[queue] = supervised
         self._jobs.add_listener(self._wake)
         self._tasks.append(asyncio.create_task(self._maintain(), name="herald-queue-control"))
+        self._tasks.append(asyncio.create_task(self._follow_wakes(), name="herald-queue-wake"))
         for name, run in self._background:
             self._tasks.append(asyncio.create_task(run(), name=f"herald-{name}"))
         log.info("workers.started", queues=self.queues)
@@ -226,6 +228,33 @@ class WorkerRuntime:
                 except Exception as exc:  # Redis down: the worker loops say so already
                     log.debug("queues.heartbeat_failed", error=repr(exc))
             await asyncio.sleep(_CONTROL_INTERVAL_SECONDS)
+
+    async def _follow_wakes(self) -> None:
+        """Wake a worker when another process enqueues on its queue (Redis pub/sub).
+
+        Polling every `POLL_DELAY_SECONDS` stays as the safety net: while this subscription
+        is down (Redis restarting), jobs are still picked up, only a little later.
+        """
+        by_key = {queue_key(queue): queue for queue in self.workers}
+        backoff = 0.5
+        while not self.draining:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(WAKE_CHANNEL)
+                backoff = 0.5
+                while not self.draining:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        queue = by_key.get(message["data"].decode())
+                        if queue is not None:
+                            self.workers[queue].wake()
+            except Exception as exc:  # Redis down: polling carries on; resubscribe later
+                log.debug("queues.wake_subscription_lost", error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._settings.worker_restart_max_seconds)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _apply_pause(self, paused: set[str]) -> None:
         if self.draining:

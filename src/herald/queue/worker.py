@@ -42,15 +42,24 @@ _ARQ_MAX_TRIES = 1_000_000
 _TIMEOUT_MARGIN_SECONDS = 5.0
 
 _PICK_LUA = """
--- KEYS[1] queue; ARGV: now ms, how many ids to scan, how many to return, in-progress prefix
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-local free = {}
+-- KEYS[1] queue; ARGV: now ms, how many ids to scan at most, how many to return,
+-- in-progress prefix. Reads the head of the queue in small pages, skipping jobs some worker
+-- already runs, until it has as many free jobs as the caller has free slots.
 local wanted = tonumber(ARGV[3])
-for _, id in ipairs(ids) do
-  if redis.call('EXISTS', ARGV[4] .. id) == 0 then
-    free[#free + 1] = id
-    if #free >= wanted then break end
+local limit = tonumber(ARGV[2])
+local page = math.max(wanted * 2, 16)
+local free = {}
+local offset = 0
+while offset < limit do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', offset, page)
+  for _, id in ipairs(ids) do
+    if redis.call('EXISTS', ARGV[4] .. id) == 0 then
+      free[#free + 1] = id
+      if #free >= wanted then return free end
+    end
   end
+  if #ids < page then return free end
+  offset = offset + page
 end
 return free
 """
