@@ -1,7 +1,7 @@
 """requirements.lock (the image's dependencies) and requirements-build.lock stay in step with
 pyproject.toml: every dependency is pinned, hashed, and satisfies what pyproject asks for.
 
-Regenerate both after changing dependencies (see deploy/DEPLOYING.md):
+Regenerate both after changing dependencies (see README.md, "The image"):
   uv pip compile pyproject.toml -o requirements.lock --generate-hashes --python-version 3.11 \
       --universal
   echo 'hatchling>=1.25' | uv pip compile - -o requirements-build.lock --generate-hashes \
@@ -84,7 +84,7 @@ def test_lock_satisfies_every_runtime_dependency() -> None:
         version, _, _ = entries[name]
         assert requirement.specifier.contains(version, prereleases=True), (
             f"requirements.lock pins {name}=={version}, pyproject.toml wants {requirement}:"
-            " regenerate the lock (deploy/DEPLOYING.md)"
+            " regenerate the lock (README.md, 'The image')"
         )
 
 
