@@ -13,11 +13,13 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import redis
 from litestar import Litestar
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import tests.support.jobs  # noqa: F401 - registers the test jobs in this process too
@@ -66,9 +68,22 @@ async def _truncate() -> None:
         await engine.dispose()
 
 
+async def _recreate_database() -> None:
+    """Drop the test database and migrate a new one: every run starts from the migrations."""
+    url = make_url(DATABASE_URL)
+    conn = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    await migrate(make_settings())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _migrated() -> None:
-    asyncio.run(migrate(make_settings()))
+    asyncio.run(_recreate_database())
 
 
 @pytest.fixture(autouse=True)

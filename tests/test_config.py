@@ -90,6 +90,15 @@ def _herald(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
             "(1/0, yes/no and on/off also work)\n",
         ),
         (
+            {
+                "PUSH_PROVIDER": "fcm",
+                "FCM_PROJECT_ID": "p",
+                "FCM_CREDENTIALS_FILE": "/nonexistent.json",
+            },
+            "herald: invalid setting FCM_CREDENTIALS_FILE='/nonexistent.json': not a usable "
+            "service-account key ([Errno 2] No such file or directory: '/nonexistent.json')\n",
+        ),
+        (
             {"ENABLE_API": "false", "ENABLE_WORKERS": "false"},
             "herald: invalid settings: ENABLE_API and ENABLE_WORKERS are both false: "
             "a process must have a role\n",

@@ -186,3 +186,20 @@ def test_worker_loops_recover_from_a_redis_restart(herald: Start, own_redis: Red
     assert restarts
     assert float(restarts[0].split()[-1]) >= 1
     client.close()
+
+
+def test_start_up_warns_when_redis_may_evict_queued_jobs(herald: Start) -> None:
+    evicting = RedisServer("--maxmemory-policy", "allkeys-lru").start()
+    try:
+        process = herald(REDIS_URL=evicting.url, WORKER_QUEUES="a")
+        process.stop()
+    finally:
+        evicting.stop()
+    warnings = [
+        json.loads(line)
+        for line in process.logs().splitlines()
+        if '"redis.eviction_enabled"' in line
+    ]
+    assert len(warnings) == 1
+    assert warnings[0]["maxmemory_policy"] == "allkeys-lru"
+    assert warnings[0]["level"] == "warning"

@@ -24,7 +24,8 @@ from redis.asyncio import Redis
 from herald import __version__, metrics
 from herald.auth.keys import KeyAuthenticator
 from herald.channels import open_providers
-from herald.config import Settings
+from herald.channels.push import ServiceAccount
+from herald.config import Settings, SettingsError
 from herald.db.engine import create_engine, create_session_maker
 from herald.errors import exception_handlers
 from herald.health import route_handlers as health_routes
@@ -140,7 +141,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> Litestar:
     """Build the application for `settings`; every resource opens in the lifespan.
 
-    Raises `ValueError` when `JOB_MODULES` or `WORKER_QUEUES` name something that is not there.
+    Raises `ValueError` when `JOB_MODULES` or `WORKER_QUEUES` name something that is not there,
+    or the FCM key file cannot be used.
     """
     from herald.features import api_routers, worker_extensions
 
@@ -150,6 +152,11 @@ def create_app(settings: Settings) -> Litestar:
         raise ValueError(f"JOB_MODULES: cannot import {exc.name or exc}") from exc
     if settings.enable_workers:
         select_queues(settings, registry)
+        if settings.push_provider == "fcm":
+            try:  # read the key file now, so a bad one is a start-up error, not a traceback
+                ServiceAccount.from_file(settings.fcm_credentials_file)
+            except SettingsError as exc:
+                raise ValueError(str(exc)) from exc
 
     routes: list[Any] = [*health_routes]
     if settings.enable_api:

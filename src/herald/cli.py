@@ -106,7 +106,10 @@ def serve(host: str | None, port: int | None, reload: bool, log_level: str | Non
     try:
         app = create_app(settings)
     except ValueError as exc:
-        fail(f"invalid settings: {exc}", code=2)
+        message = str(exc)
+        fail(
+            message if message.startswith("invalid setting") else f"invalid settings: {message}", 2
+        )
     config = uvicorn.Config(
         app,
         host=settings.host,

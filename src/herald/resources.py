@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -46,4 +46,3 @@ class Resources:
     rate_limiter: RateLimiter | None = None
     runtime: WorkerRuntime | None = None
     draining: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)

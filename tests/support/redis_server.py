@@ -13,7 +13,8 @@ from tests.support.process import free_port
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, *extra_args: str) -> None:
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="herald-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -38,6 +39,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 self.dir,
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

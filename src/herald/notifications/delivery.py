@@ -149,7 +149,6 @@ async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
     session_maker: async_sessionmaker[AsyncSession] = resources.session_maker
     channel = ctx.queue
     provider: Provider = resources.providers[channel]
-    structlog.contextvars.bind_contextvars(notification_id=notification_id, attempt=attempt)
     # Leave a second before the job's own timeout for recording the outcome.
     deadline = time.monotonic() + settings.job_timeout_for(channel) - 1
 

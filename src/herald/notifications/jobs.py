@@ -8,4 +8,6 @@ from herald.notifications.validation import CHANNELS
 from herald.queue import job
 
 for _channel in CHANNELS:
-    job(queue=_channel, name=deliver_job_name(_channel))(deliver)
+    job(queue=_channel, name=deliver_job_name(_channel), log_args=("notification_id", "attempt"))(
+        deliver
+    )

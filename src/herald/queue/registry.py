@@ -36,6 +36,8 @@ class JobDefinition:
     queue: str
     function: JobFunction
     timeout_seconds: float | None = None
+    # Names for the leading positional arguments, bound to every log line of the job.
+    log_args: tuple[str, ...] = ()
 
 
 class JobRegistry:
@@ -66,9 +68,17 @@ registry = JobRegistry()
 
 
 def job(
-    *, queue: str, name: str | None = None, timeout_seconds: float | None = None
+    *,
+    queue: str,
+    name: str | None = None,
+    timeout_seconds: float | None = None,
+    log_args: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
-    """Register an async function `(ctx: JobContext, *args) -> Any` as a job on `queue`."""
+    """Register an async function `(ctx: JobContext, *args) -> Any` as a job on `queue`.
+
+    `log_args` names the leading arguments to bind to the job's log lines (ids only:
+    never addresses or message content).
+    """
 
     def decorate(function: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         registry.register(
@@ -77,6 +87,7 @@ def job(
                 queue=queue,
                 function=function,
                 timeout_seconds=timeout_seconds,
+                log_args=log_args,
             )
         )
         return function

@@ -167,7 +167,12 @@ def instrumented(
         metrics.jobs_started.labels(*labels).inc()
         in_flight = metrics.jobs_in_flight.labels(*labels)
         in_flight.inc()
-        structlog.contextvars.bind_contextvars(job_id=job_id, queue=queue, function=name)
+        structlog.contextvars.bind_contextvars(
+            job_id=job_id,
+            queue=queue,
+            function=name,
+            **dict(zip(definition.log_args, args, strict=False)),
+        )
         log.info("job.started", job_try=ctx["job_try"])
         job_ctx = JobContext(
             job_id=job_id,
