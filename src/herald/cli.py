@@ -82,6 +82,14 @@ def serve(host: str | None, port: int | None, reload: bool, log_level: str | Non
 
     settings = settings_or_exit(host=host, port=port, log_level=log_level and log_level.upper())
     configure_logging(settings)
+    # Build the app first: a bad setting is reported before anything touches the database.
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        message = str(exc)
+        fail(
+            message if message.startswith("invalid setting") else f"invalid settings: {message}", 2
+        )
     if settings.auto_migrate:
         try:
             run(lambda: migrate(settings))
@@ -103,13 +111,6 @@ def serve(host: str | None, port: int | None, reload: bool, log_level: str | Non
             log_config=None,
         )
         return
-    try:
-        app = create_app(settings)
-    except ValueError as exc:
-        message = str(exc)
-        fail(
-            message if message.startswith("invalid setting") else f"invalid settings: {message}", 2
-        )
     config = uvicorn.Config(
         app,
         host=settings.host,
