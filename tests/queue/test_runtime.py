@@ -166,3 +166,37 @@ async def test_a_job_enqueued_by_another_process_wakes_the_worker_through_redis(
         await JobQueue(redis, registry).enqueue("test.record_a", "remote")
         entry = await _wait_for(redis, "test:ran:remote", timeout=4)
     assert entry["started"] - started < 4
+
+
+async def test_liveness_reports_a_dead_or_wedged_worker_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from herald.queue import runtime as runtime_module
+    from herald.queue.worker import HeraldWorker
+
+    settings = make_settings(worker_queues=["a", "b"])
+    async with running_app(settings) as (app, client):
+        assert (await client.get("/health/live")).status_code == 200
+        runtime = app.state.resources.runtime
+
+        # dead: the supervisor task of queue a is gone
+        task = runtime.workers["a"]._task
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        response = await client.get("/health/live")
+        assert response.status_code == 503
+        assert response.json()["detail"] == "worker loops dead or wedged: a"
+
+        # wedged: queue b's loop hangs inside an iteration (as on a Redis call that never returns)
+        hang = asyncio.Event()
+
+        async def hung_iteration(self: HeraldWorker) -> None:
+            await hang.wait()
+
+        monkeypatch.setattr(runtime_module, "_WEDGED_AFTER_SECONDS", 0.3)
+        monkeypatch.setattr(HeraldWorker, "_poll_iteration", hung_iteration)
+        runtime.workers["b"].wake()
+        await asyncio.sleep(0.6)
+        response = await client.get("/health/live")
+        assert response.json()["detail"] == "worker loops dead or wedged: a, b"
+        hang.set()
