@@ -81,6 +81,12 @@ class Notification(Base):
             postgresql_where=text("status = 'sending'"),
         ),
         Index("ix_notifications_status_created", "channel", "status", text("created_at DESC")),
+        # The dashboard's last-hour chart and its clean-up of old history (migration 0003).
+        Index(
+            "ix_notifications_finished",
+            "updated_at",
+            postgresql_where=text("status IN ('sent', 'delivered', 'failed', 'cancelled')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
