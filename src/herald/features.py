@@ -17,9 +17,11 @@ WorkerExtension = Callable[[WorkerRuntime, Resources], None]
 
 def api_routers(settings: Settings) -> list[Any]:
     """Route handlers mounted when `ENABLE_API` is true."""
+    from herald.dashboard import dashboard_routers
     from herald.notifications.routes import NotificationController
 
-    return [NotificationController]
+    # The dashboard mounts only when DASHBOARD_USERNAME is set (it logs a warning otherwise).
+    return [NotificationController, *dashboard_routers(settings)]
 
 
 def worker_extensions(settings: Settings) -> list[WorkerExtension]:
@@ -32,5 +34,6 @@ def worker_extensions(settings: Settings) -> list[WorkerExtension]:
 def cli_commands() -> list[Any]:
     """Click commands the features add to `herald`."""
     from herald.auth.cli import keys
+    from herald.dashboard.cli import dashboard
 
-    return [keys]
+    return [keys, dashboard]
