@@ -49,17 +49,20 @@ async def ensure_database(settings: Settings) -> bool:
         timeout=settings.database_timeout_seconds,
     )
     try:
+        # Replicas starting together would race on CREATE DATABASE (Postgres then reports a
+        # unique violation, not "already exists"): serialise them on an advisory lock.
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
         if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             return False
         quoted = '"' + name.replace('"', '""') + '"'
         try:
             await conn.execute(f"CREATE DATABASE {quoted}")
-        except asyncpg.DuplicateDatabaseError:
-            return False  # another replica created it first
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            return False  # created meanwhile by a process that does not take the lock
         log.info("database.created", database=name)
         return True
     finally:
-        await conn.close()
+        await conn.close()  # closing the session releases the lock
 
 
 def _upgrade(connection: Connection) -> list[str]:
