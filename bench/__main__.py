@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from importlib.metadata import version
@@ -71,6 +72,26 @@ def _machine() -> dict[str, Any]:
     }
 
 
+def _source() -> dict[str, Any]:
+    """The commit measured, and the files under src/ that differ from it (work in progress).
+
+    `BENCH_GIT_COMMIT` names the commit when the suite runs from an exported tree (no .git).
+    """
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = os.environ.get("BENCH_GIT_COMMIT") or git("rev-parse", "HEAD") or None
+    changes = git("status", "--porcelain", "--", "src").splitlines()
+    return {"commit": commit, "src_changes": [line.strip() for line in changes]}
+
+
 def _versions() -> dict[str, str]:
     return {name: version(name) for name in ("herald", "arq", "saq", "redis", "uvicorn")}
 
@@ -86,7 +107,8 @@ def _write_views(results: dict[str, Any], out: Path, *, plots: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     registry = benchmarks()
-    console = Console(highlight=False)
+    # Wide enough for the tables when the output is a file or a pipe (rich's default is 80).
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     if args.list:
         for name, benchmark in registry.items():
             console.print(f"[bold]{name}[/]: {benchmark.title} (baseline {benchmark.baseline})")
@@ -113,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": mode,
         "started_at": started.isoformat(timespec="seconds"),
         "machine": _machine(),
+        "source": _source(),
         "versions": _versions(),
         "redis_url": REDIS_URL,
         "benchmarks": {},

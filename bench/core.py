@@ -48,6 +48,12 @@ class Variant:
     options: dict[str, Any] = field(default_factory=dict)
     # Anything else the benchmark needs to know about the variant (e.g. where it enqueues).
     extra: dict[str, Any] = field(default_factory=dict)
+    # The metrics this variant reports; None means all of the benchmark's. The others are
+    # "n/a" for it (e.g. a plain enqueue baseline has no "delivered" figure).
+    metrics: tuple[str, ...] | None = None
+
+    def reports(self, metric: str) -> bool:
+        return self.metrics is None or metric in self.metrics
 
 
 class Benchmark:
@@ -69,6 +75,9 @@ class Benchmark:
         """How long one run may take, start-up included, before it counts as failed."""
         return 120.0
 
+    def setup(self, params: dict[str, Any]) -> None:
+        """Once per invocation, before the first run, in the runner's process (no loop)."""
+
     async def child(self, variant: Variant, params: dict[str, Any]) -> dict[str, Any]:
         """Run once in a fresh process; return `{"metrics": {key: number}, "info": {...}}`."""
         raise NotImplementedError
@@ -86,6 +95,9 @@ _REGISTRY: dict[str, Benchmark] = {}
 def register(cls: type[Benchmark]) -> type[Benchmark]:
     instance = cls()
     assert instance.baseline in {v.key for v in instance.variants}, cls
+    keys = {m.key for m in instance.metrics}
+    for variant in instance.variants:
+        assert variant.metrics is None or set(variant.metrics) <= keys, (cls, variant.key)
     _REGISTRY[cls.name] = instance
     return cls
 
@@ -159,17 +171,22 @@ def run_child(benchmark: Benchmark, variant: Variant, params: dict[str, Any]) ->
             return RunOutcome(None, {}, f"exit {code}: {tail.strip()}", seconds)
         data = json.loads(out.read_text())
     flush_redis()
+    expected = {m.key for m in benchmark.metrics if variant.reports(m.key)}
+    if set(data["metrics"]) != expected:
+        error = f"reported metrics {sorted(data['metrics'])}, expected {sorted(expected)}"
+        return RunOutcome(None, data.get("info", {}), error, seconds)
     return RunOutcome(data["metrics"], data.get("info", {}), None, seconds)
 
 
-def summarize(values: list[float]) -> dict[str, Any]:
+def summarize(values: list[float], *, applicable: bool = True) -> dict[str, Any]:
     if not values:
-        return {"median": None, "min": None, "max": None, "runs": []}
+        return {"median": None, "min": None, "max": None, "runs": [], "applicable": applicable}
     return {
         "median": statistics.median(values),
         "min": min(values),
         "max": max(values),
         "runs": values,
+        "applicable": applicable,
     }
 
 
@@ -183,6 +200,7 @@ def run_benchmark(
     """Run every variant `runs` times, interleaved, and summarize them against the baseline."""
     params = benchmark.params(mode)
     rounds = runs or benchmark.runs[mode]
+    benchmark.setup(params)
     outcomes: dict[str, list[RunOutcome]] = {v.key: [] for v in benchmark.variants}
     started = time.monotonic()
     variants = list(benchmark.variants)
@@ -209,7 +227,12 @@ def run_benchmark(
             "system": variant.system,
             "options": variant.options,
             "metrics": {
-                m.key: summarize([o.metrics[m.key] for o in done if o.metrics is not None])
+                m.key: summarize(
+                    [o.metrics[m.key] for o in done if o.metrics is not None]
+                    if variant.reports(m.key)
+                    else [],
+                    applicable=variant.reports(m.key),
+                )
                 for m in benchmark.metrics
             },
             "info": [o.info for o in done],

@@ -28,6 +28,8 @@ def _ratio(value: float | None) -> str:
 
 
 def _cell(summary: dict[str, Any]) -> str:
+    if not summary.get("applicable", True):
+        return "n/a"
     if summary["median"] is None:
         return "failed"
     return f"{_number(summary['median'])} ({_number(summary['min'])}-{_number(summary['max'])})"
@@ -82,6 +84,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"load average before the run {machine['load_before']}.",
         "",
     ]
+    source = results.get("source") or {}
+    if source.get("commit"):
+        changed = len(source.get("src_changes") or [])
+        lines[0] += f" Commit `{source['commit'][:10]}`" + (
+            f" with {changed} uncommitted changes under src/." if changed else "."
+        )
     for name, result in results["benchmarks"].items():
         header, body = rows(result)
         lines += [f"**{name}**: {result['title']}", "", f"_{legend(result)}_", ""]
@@ -129,9 +137,13 @@ def plot(name: str, result: dict[str, Any], path: Path) -> None:
         better = "lower" if meta["better"] == "lower" else "higher"
         unit = "" if meta["unit"] == meta["label"] else f"{meta['unit']}, "
         axis.set_xlabel(f"{meta['label']} ({unit}{better} is better)")
-        for position, median, above in zip(positions, medians, upper, strict=True):
+        shown = [
+            _number(median) if variant["metrics"][key].get("applicable", True) else "n/a"
+            for median, variant in zip(medians, variants.values(), strict=True)
+        ]
+        for position, median, above, text in zip(positions, medians, upper, shown, strict=True):
             axis.annotate(
-                _number(median),
+                text,
                 (median + above, position),
                 xytext=(4, 0),
                 textcoords="offset points",
