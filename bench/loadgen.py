@@ -1,0 +1,177 @@
+"""The HTTP load generator, in a process of its own: `python -m bench.loadgen SPEC OUT`.
+
+SPEC is a JSON file; the result is written to OUT as JSON. Runs under uvloop with one
+`httpx.AsyncClient` holding up to `concurrency` keep-alive connections, opened (with
+`GET /health/live`) before the clock starts. Request bodies are encoded before the clock
+starts too, so the generator spends as little CPU as it can while it measures.
+
+Modes:
+
+- `submit`: POST `total` notifications (`bench.serve.payloads`), one per request to
+  `/v1/notifications` (`batch` 1) or `batch` per request to `/v1/notifications/batch`, from
+  `concurrency` workers that each send their next request as soon as the last one answered
+  (closed loop). Latency is per request: send to response.
+- `get`: `GET /v1/notifications/{id}` (ids chosen round-robin from `ids`) at a fixed `rate`
+  for `duration` seconds, open loop: each request starts on its own schedule, whatever the
+  ones before it are doing, and its latency is counted from its scheduled time, so a slow
+  server cannot hide its slowness by slowing the generator down (coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+
+from bench.serve import payloads
+from bench.stats import percentile
+
+
+def _client(spec: dict[str, Any]) -> httpx.AsyncClient:
+    concurrency = int(spec["concurrency"])
+    return httpx.AsyncClient(
+        base_url=spec["url"],
+        headers={"Authorization": f"Bearer {spec['key']}"},
+        # Idle connections are dropped before uvicorn's keep-alive timeout (5 s) closes them,
+        # so a request never races the server closing its connection.
+        limits=httpx.Limits(
+            max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=3
+        ),
+        timeout=httpx.Timeout(60.0, pool=60.0),
+    )
+
+
+async def _open_connections(client: httpx.AsyncClient, count: int) -> None:
+    responses = await asyncio.gather(*(client.get("/health/live") for _ in range(count)))
+    for response in responses:
+        response.raise_for_status()
+
+
+def _summary(latencies_ms: list[float]) -> dict[str, float | None]:
+    if not latencies_ms:
+        return {"p50_ms": None, "p99_ms": None, "mean_ms": None, "max_ms": None}
+    return {
+        "p50_ms": percentile(latencies_ms, 50),
+        "p99_ms": percentile(latencies_ms, 99),
+        "mean_ms": sum(latencies_ms) / len(latencies_ms),
+        "max_ms": max(latencies_ms),
+    }
+
+
+async def submit(spec: dict[str, Any]) -> dict[str, Any]:
+    total, batch = int(spec["total"]), int(spec["batch"])
+    concurrency = int(spec["concurrency"])
+    items = payloads(total, spec.get("prefix", "n"), tuple(spec["channels"]))
+    if batch == 1:
+        path = "/v1/notifications"
+        bodies = [json.dumps(item).encode() for item in items]
+    else:
+        path = "/v1/notifications/batch"
+        bodies = [
+            json.dumps({"notifications": items[i : i + batch]}).encode()
+            for i in range(0, total, batch)
+        ]
+    headers = {"Content-Type": "application/json"}
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+    accepted = 0
+    next_body = 0
+
+    async with _client(spec) as client:
+        await _open_connections(client, concurrency)
+
+        async def worker() -> None:
+            nonlocal next_body, accepted
+            while next_body < len(bodies):
+                body = bodies[next_body]
+                next_body += 1
+                sent = time.perf_counter()
+                response = await client.post(path, content=body, headers=headers)
+                latencies.append((time.perf_counter() - sent) * 1000)
+                statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+                if response.status_code == 202:
+                    accepted += batch if batch > 1 else 1
+                elif len(errors) < 5:
+                    errors.append(f"{response.status_code}: {response.text[:300]}")
+
+        started = time.time()
+        clock = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - clock
+    return {
+        "started_at": started,
+        "finished_at": started + elapsed,
+        "elapsed_s": elapsed,
+        "requests": len(bodies),
+        "accepted": accepted,
+        "statuses": statuses,
+        "errors": errors,
+        **_summary(latencies),
+    }
+
+
+async def get(spec: dict[str, Any]) -> dict[str, Any]:
+    ids: list[str] = spec["ids"]
+    rate, duration = float(spec["rate"]), float(spec["duration"])
+    count = round(rate * duration)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+
+    async with _client(spec) as client:
+        await _open_connections(client, int(spec["concurrency"]))
+        # Warm up: the key lookup, the statement cache, each connection's first request.
+        for notification_id in ids[:20]:
+            (await client.get(f"/v1/notifications/{notification_id}")).raise_for_status()
+
+        async def one(notification_id: str, due: float) -> None:
+            response = await client.get(f"/v1/notifications/{notification_id}")
+            latencies.append((time.perf_counter() - due) * 1000)
+            statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+            if response.status_code != 200 and len(errors) < 5:
+                errors.append(f"{response.status_code}: {response.text[:300]}")
+
+        tasks: list[asyncio.Task[None]] = []
+        worst_lag = 0.0
+        interval = 1.0 / rate
+        started = time.time()
+        start = time.perf_counter() + 0.01
+        for n in range(count):
+            due = start + n * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                worst_lag = max(worst_lag, -delay)
+            tasks.append(asyncio.create_task(one(ids[n % len(ids)], due)))
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+        elapsed = time.perf_counter() - start
+    return {
+        "started_at": started,
+        "elapsed_s": elapsed,
+        "requests": count,
+        "achieved_rate": count / elapsed,
+        "schedule_lag_max_ms": worst_lag * 1000,
+        "statuses": statuses,
+        "errors": errors,
+        **_summary(latencies),
+    }
+
+
+def main(argv: list[str]) -> None:
+    spec_path, out = argv
+    spec = json.loads(Path(spec_path).read_text())
+    mode = {"submit": submit, "get": get}[spec["mode"]]
+    result = uvloop.run(mode(spec))
+    Path(out).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

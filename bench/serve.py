@@ -1,0 +1,361 @@
+"""Herald as deployed, for the benchmarks that go through the HTTP API.
+
+`HeraldServe` runs `python -m herald serve` (real uvicorn with uvloop and httptools, the
+workers in its lifespan) as a subprocess against the benchmark database and Redis, with any
+settings given as environment variables (`ENABLE_WORKERS=false`, `WORKER_QUEUES=email`...).
+Its output goes to a file, kept only to explain a failure.
+
+The rest is what those benchmarks share: a clean database with one API key, notifications
+made the way the API makes them (`payloads`, `insert_notifications`), the one Postgres query
+that says how many are `sent` and when the last one was, the load generator in a process of
+its own (`run_loadgen`), and resident memory read from `/proc`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.core import Benchmark
+from bench.env import DATABASE_URL, REDIS_URL, ROOT, child_env, free_port, python
+
+CHANNELS = ("email", "sms", "push", "whatsapp")
+_PUSH_TOKEN = "bench-device-token:APA91b" + "x" * 140
+
+
+def asyncpg_dsn() -> str:
+    return DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def herald_settings(**overrides: Any) -> Any:
+    from herald.config import Settings
+
+    values: dict[str, Any] = {"database_url": DATABASE_URL, "redis_url": REDIS_URL}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+# -- the database ----------------------------------------------------------------------------
+
+
+def migrate_database() -> None:
+    """Create the benchmark database if needed and apply Herald's migrations."""
+    from herald.db.migrate import migrate
+
+    asyncio.run(migrate(herald_settings()))
+
+
+class ThroughHerald(Benchmark):
+    """A benchmark that runs `herald serve`: migrates the database once, before its runs."""
+
+    def setup(self, params: dict[str, Any]) -> None:
+        migrate_database()
+
+
+async def prepare_database() -> str:
+    """Empty every table of the (migrated) benchmark database and make one API key."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from herald.auth.keys import create_key
+
+    conn = await asyncpg.connect(asyncpg_dsn())
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'alembic_version'"
+        )
+        names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+        await conn.execute(f"TRUNCATE {names} CASCADE")
+    finally:
+        await conn.close()
+    engine = create_async_engine(DATABASE_URL)
+    try:
+        async with async_sessionmaker(engine)() as session:
+            key = await create_key(session, "bench")
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return key
+
+
+def payloads(count: int, prefix: str, channels: tuple[str, ...] = CHANNELS) -> list[dict[str, Any]]:
+    """`count` valid notifications, round-robin over `channels`, with ordinary sizes."""
+    items: list[dict[str, Any]] = []
+    for i in range(count):
+        channel = channels[i % len(channels)]
+        body = f"Hello, this is notification {prefix}-{i}. Your order has shipped."
+        item: dict[str, Any] = {"channel": channel, "body": body, "reference": f"{prefix}-{i}"}
+        if channel == "email":
+            item.update(to=f"user{i}@example.com", subject=f"Order {prefix}-{i} has shipped")
+        elif channel == "push":
+            item.update(to=_PUSH_TOKEN, data={"order": str(i)})
+        else:
+            item["to"] = "+447911123456"
+        items.append(item)
+    return items
+
+
+async def insert_notifications(
+    items: list[dict[str, Any]], *, sent: bool = False, enqueue: bool = False, chunk: int = 1000
+) -> list[str]:
+    """Store notifications as the API does (herald's own service code), from this process.
+
+    `sent=True` then moves them to `sent` with the events a delivery writes (targets for
+    GET); `enqueue=True` puts their delivery jobs on the queues, as the API does after its
+    commit (a backlog for the workers). Returns the ids.
+    """
+    import msgspec
+    from redis.asyncio import Redis
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from herald.auth.keys import Principal
+    from herald.notifications.schemas import NotificationIn
+    from herald.notifications.service import create_notifications, delivery_job
+    from herald.queue import JobQueue, load_jobs
+
+    engine = create_async_engine(DATABASE_URL)
+    redis = Redis.from_url(REDIS_URL)
+    jobs = JobQueue(redis, load_jobs())
+    ids: list[str] = []
+    try:
+        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+            row = (await session.execute(text("SELECT id, name FROM api_keys LIMIT 1"))).one()
+            principal = Principal(row.id, row.name)
+            for start in range(0, len(items), chunk):
+                parsed = [
+                    msgspec.convert(item, NotificationIn) for item in items[start : start + chunk]
+                ]
+                created = await create_notifications(session, principal, parsed, 5)
+                await session.commit()
+                ids += [str(n.id) for n in created]
+                if enqueue:
+                    await jobs.enqueue_many([delivery_job(n) for n in created])
+            if sent:
+                await session.execute(text(_MARK_SENT), {"ids": ids})
+                await session.commit()
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+    return ids
+
+
+_MARK_SENT = """
+WITH done AS (
+    UPDATE notifications
+       SET status = 'sent', attempts = 1, provider = 'log',
+           provider_message_id = 'log-' || id, sent_at = now(), updated_at = now(),
+           next_attempt_at = NULL
+     WHERE id = ANY(CAST(:ids AS uuid[]))
+    RETURNING id
+)
+INSERT INTO notification_events (notification_id, status, attempt, detail, created_at)
+SELECT id, 'sending', 1, 'attempt 1 of 5 via log', now() FROM done
+UNION ALL
+SELECT id, 'sent', 1, 'log accepted it as log-' || id, now() FROM done
+"""
+
+
+class Sent:
+    """`SELECT count(*), max(sent_at)` of the `sent` notifications: one query per look."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def open(cls) -> Sent:
+        return cls(await asyncpg.connect(asyncpg_dsn()))
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def now(self) -> tuple[int, float | None]:
+        """How many are sent, and the epoch time the last of them was."""
+        row = await self.conn.fetchrow(
+            "SELECT count(*) AS n, max(sent_at) AS last FROM notifications WHERE status = 'sent'"
+        )
+        assert row is not None
+        last = row["last"]
+        return int(row["n"]), (last.timestamp() if last is not None else None)
+
+    async def wait(self, total: int, timeout: float, interval: float = 0.05) -> float:
+        """Poll until `total` are sent; returns when the last was (its `sent_at`, epoch)."""
+        deadline = time.monotonic() + timeout
+        count, last = 0, None
+        while time.monotonic() < deadline:
+            count, last = await self.now()
+            if count >= total and last is not None:
+                return last
+            await asyncio.sleep(interval)
+        raise TimeoutError(f"only {count} of {total} notifications sent after {timeout:.0f} s")
+
+    async def statuses(self) -> dict[str, int]:
+        rows = await self.conn.fetch("SELECT status, count(*) AS n FROM notifications GROUP BY 1")
+        return {row["status"]: int(row["n"]) for row in rows}
+
+
+# -- herald serve ----------------------------------------------------------------------------
+
+
+class HeraldServe:
+    """One `herald serve` process on a free loopback port."""
+
+    def __init__(self, name: str = "herald", **settings: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": REDIS_URL,
+            "LOG_FORMAT": "json",
+            "AUTO_MIGRATE": "false",
+            "SHUTDOWN_GRACE_SECONDS": "2",
+            "INSTANCE_NAME": f"bench-{name}",
+            **settings,
+        }
+        self.proc: asyncio.subprocess.Process | None = None
+        self._log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            prefix=f"herald-bench-{name}-", suffix=".log", delete=False
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self, timeout: float = 30.0) -> HeraldServe:
+        # Only what the process needs: the benchmark's own settings must not leak in.
+        env = {k: v for k, v in child_env().items() if not k.startswith("BENCH_")}
+        env.update(self.env)
+        self.proc = await asyncio.create_subprocess_exec(
+            python(),
+            "-m",
+            "herald",
+            "serve",
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        await self.wait_live(timeout)
+        return self
+
+    async def wait_live(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
+            while True:
+                assert self.proc is not None
+                if self.proc.returncode is not None:
+                    raise RuntimeError(
+                        f"{self.name} exited with {self.proc.returncode}: {self.logs()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/health/ready")).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.name} not ready after {timeout} s: {self.logs()}")
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout=20)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                await self.proc.wait()
+        self._log_file.close()
+        Path(self._log_file.name).unlink(missing_ok=True)
+
+    def logs(self) -> str:
+        self._log_file.flush()
+        return Path(self._log_file.name).read_text(errors="replace")[-3000:]
+
+    def memory(self) -> dict[str, float]:
+        return memory(self.pid)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+
+async def stop_all(processes: list[HeraldServe]) -> None:
+    await asyncio.gather(*(p.stop() for p in processes), return_exceptions=True)
+
+
+# -- memory and CPU --------------------------------------------------------------------------
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def memory(pid: int) -> dict[str, float]:
+    """Resident memory of a process in MiB: `rss` and its peak `hwm` (/proc/PID/status), and
+    `pss` (/proc/PID/smaps_rollup: shared pages divided among the processes sharing them)."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields["rss" if name == "VmRSS" else "hwm"] = int(value.split()[0]) / 1024
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                fields["pss"] = int(line.split()[1]) / 1024
+    return fields
+
+
+# -- the load generator ----------------------------------------------------------------------
+
+
+async def run_loadgen(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run `python -m bench.loadgen` with `spec` in a process of its own; its result."""
+    with tempfile.TemporaryDirectory(prefix="herald-loadgen-") as tmp:
+        spec_path = Path(tmp) / "spec.json"
+        out = Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
+        proc = await asyncio.create_subprocess_exec(
+            python(),
+            "-m",
+            "bench.loadgen",
+            str(spec_path),
+            str(out),
+            cwd=ROOT,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if proc.returncode != 0 or not out.exists():
+            tail = output.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"the load generator exited with {proc.returncode}: {tail}")
+        result: dict[str, Any] = json.loads(out.read_text())
+    if os.environ.get("BENCH_DEBUG"):
+        print("loadgen", {k: v for k, v in result.items() if k != "latencies_ms"})
+    return result
