@@ -1,0 +1,142 @@
+"""End-to-end notifications: submitted through the real HTTP API, delivered by `log`.
+
+Herald runs as `herald serve` runs it in production (a subprocess: uvicorn with uvloop and
+httptools, API and workers in one process) against the database `herald_bench` and Redis
+database 10, both emptied before every run. A load generator in a process of its own
+(`bench.loadgen`: httpx, 32 keep-alive connections, each sending its next request as soon as
+the last one answered) submits the notifications, spread evenly over the four channels, all
+delivered by the default `log` provider. Delivery is followed in Postgres with one query
+(`count(*)` and `max(sent_at)` of the `sent` rows), not through the API.
+
+Per run:
+- accepted/s: notifications / (last 202 - first request sent);
+- delivered/s: notifications / (last `sent_at` - first request sent);
+- p50 and p99 accept latency: per request (one notification, or a batch of 100);
+- time until the last one is `sent`, from the first request;
+- Herald's CPU time per notification (user + system time of the `herald serve` process from
+  the first request to the last `sent`, over the notifications): what accepting and
+  delivering one costs, and a figure that other work on the machine hardly moves.
+
+Variants: single submissions (`POST /v1/notifications`, the baseline) and batches of 100
+(`POST /v1/notifications/batch`), the same number of notifications.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from bench.core import Metric, Mode, Variant, register
+from bench.serve import (
+    CHANNELS,
+    HeraldServe,
+    Sent,
+    ThroughHerald,
+    payloads,
+    prepare_database,
+    run_loadgen,
+)
+
+CONCURRENCY = 32
+WARMUP = 40
+
+
+@register
+class EndToEnd(ThroughHerald):
+    name = "e2e"
+    title = "Notifications through the HTTP API, delivered by the log provider (32 connections)"
+    description = __doc__ or ""
+    metrics = (
+        Metric("accepted_per_s", "accepted/s", "notifications/s", "higher"),
+        Metric("delivered_per_s", "delivered/s", "notifications/s", "higher"),
+        Metric("p50_ms", "accept p50", "ms", "lower", log_scale=True),
+        Metric("p99_ms", "accept p99", "ms", "lower", log_scale=True),
+        Metric("last_sent_s", "last sent after", "s", "lower"),
+        Metric("cpu_ms", "Herald CPU per notification", "ms", "lower"),
+    )
+    variants = (
+        Variant("herald-single", "Herald, single submissions", "herald", extra={"batch": 1}),
+        Variant("herald-batch100", "Herald, batches of 100", "herald", extra={"batch": 100}),
+    )
+    baseline = "herald-single"
+    runs = {"full": 5, "quick": 3, "tiny": 1}
+
+    def params(self, mode: Mode) -> dict[str, Any]:
+        total = {"full": 4000, "quick": 1000, "tiny": 200}[mode]
+        return {"notifications": total, "concurrency": CONCURRENCY, "channels": list(CHANNELS)}
+
+    def timeout(self, params: dict[str, Any]) -> float:
+        return float(params["notifications"]) / 20 + 90
+
+    async def child(self, variant: Variant, params: dict[str, Any]) -> dict[str, Any]:
+        total = params["notifications"]
+        key = await prepare_database()
+        herald = HeraldServe()
+        sent = await Sent.open()
+        try:
+            await herald.start()
+            # Warm up the server (pools, caches, the first request's imports) and wait for it
+            # to be idle again, so the run starts from a warm, quiet process.
+            await _warm_up(herald, key)
+            await sent.wait(WARMUP, timeout=30)
+            cpu_before = herald.cpu()
+            load = await run_loadgen(
+                _spec(herald, key, total, variant.extra["batch"], params, prefix="run"),
+                timeout=self.timeout(params),
+            )
+            if load["accepted"] != total:
+                raise RuntimeError(f"accepted {load['accepted']} of {total}: {load['errors']}")
+            last_sent = await sent.wait(WARMUP + total, timeout=total / 20 + 30)
+            cpu = herald.cpu() - cpu_before
+            statuses = await sent.statuses()
+        finally:
+            await sent.close()
+            await herald.stop()
+        accept_s = load["finished_at"] - load["started_at"]
+        deliver_s = last_sent - load["started_at"]
+        return {
+            "metrics": {
+                "accepted_per_s": total / accept_s,
+                "delivered_per_s": total / deliver_s,
+                "p50_ms": load["p50_ms"],
+                "p99_ms": load["p99_ms"],
+                "last_sent_s": deliver_s,
+                "cpu_ms": cpu * 1000 / total,
+            },
+            "info": {
+                "requests": load["requests"],
+                "accept_s": accept_s,
+                "mean_ms": load["mean_ms"],
+                "max_ms": load["max_ms"],
+                "statuses": statuses,
+                "measured_at": time.time(),
+            },
+        }
+
+
+async def _warm_up(herald: HeraldServe, key: str) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=herald.url, headers=headers, timeout=30) as client:
+        for start in range(0, WARMUP, 10):
+            items = payloads(10, f"warmup{start}")
+            single = await client.post("/v1/notifications", json=items[0])
+            batch = await client.post("/v1/notifications/batch", json={"notifications": items[1:]})
+            if (single.status_code, batch.status_code) != (202, 202):
+                raise RuntimeError(f"warm-up failed: {single.text[:300]} {batch.text[:300]}")
+
+
+def _spec(
+    herald: HeraldServe, key: str, total: int, batch: int, params: dict[str, Any], prefix: str
+) -> dict[str, Any]:
+    return {
+        "mode": "submit",
+        "url": herald.url,
+        "key": key,
+        "total": total,
+        "batch": batch,
+        "concurrency": params["concurrency"],
+        "channels": params["channels"],
+        "prefix": prefix,
+    }
