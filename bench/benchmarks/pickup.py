@@ -53,6 +53,9 @@ class Pickup(Benchmark):
         Variant("saq", "SAQ (blocking dequeue)", "saq", {}, REMOTE),
     )
     baseline = "arq-0.5"
+    # One tiny run: the smoke test checks the machinery, and throughput's two runs already
+    # cover summarizing several.
+    runs = {"full": 5, "quick": 3, "tiny": 1}
 
     def params(self, mode: Mode) -> dict[str, Any]:
         duration = {"full": 10.0, "quick": 2.0, "tiny": 0.3}[mode]
