@@ -28,7 +28,12 @@ def _number(value: object) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_quick_tiny_run_writes_wellformed_results(tmp_path: Path) -> None:
-    env = {**os.environ, "BENCH_REDIS_URL": REDIS_URL, "BENCH_DATABASE_URL": DATABASE_URL}
+    env = {
+        **os.environ,
+        "BENCH_REDIS_URL": REDIS_URL,
+        "BENCH_DATABASE_URL": DATABASE_URL,
+        "BENCH_DASHBOARD_DATABASE_URL": DATABASE_URL,
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--tiny", "--out", str(tmp_path)],
         cwd=ROOT,
