@@ -580,7 +580,7 @@ async def test_delete_history_removes_only_old_finished_notifications(
 
 
 async def test_without_a_user_the_dashboard_is_not_mounted() -> None:
-    settings = make_settings(dashboard_username="")
+    settings = make_settings(dashboard_username="", enable_workers=False)
     app = create_app(settings)
     assert not any(route.path.startswith(BASE) for route in app.routes)
     async with running_app(settings) as (_, client):
@@ -600,8 +600,9 @@ def test_a_missing_or_malformed_hash_stops_start_up(password_hash: str, message:
         create_app(dashboard_settings(dashboard_password_hash=password_hash))
 
 
-async def test_mounted_at_a_configured_path(rows: Rows) -> None:
-    async with running_app(dashboard_settings(dashboard_path="/ops/queues")) as (_, client):
+async def test_mounted_at_a_configured_path() -> None:
+    settings = dashboard_settings(dashboard_path="/ops/queues", enable_workers=False)
+    async with running_app(settings) as (_, client):
         response = await client.get("/ops/queues/")
         assert response.status_code == 303
         assert response.headers["location"].startswith("/ops/queues/login")

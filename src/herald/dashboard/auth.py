@@ -94,7 +94,7 @@ def _cookie_secure(request: Request[Any, Any, Any]) -> bool:
     return request.url.scheme == "https"
 
 
-class LoginForm(msgspec.Struct, forbid_unknown_fields=False):
+class LoginForm(msgspec.Struct):
     username: str = ""
     password: str = ""
     csrf_token: str = ""
