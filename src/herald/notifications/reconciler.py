@@ -15,7 +15,6 @@ or a SIGKILL harmless, without waiting for arq's in-progress expiry.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import structlog
@@ -124,16 +123,10 @@ async def reconcile_once(resources: Resources) -> dict[str, int] | None:
     return recovered
 
 
-async def run_reconciler(resources: Resources) -> None:
-    """Reconcile every `RECONCILE_INTERVAL_SECONDS` until cancelled; never dies on an error."""
-    interval = resources.settings.reconcile_interval_seconds
-    while True:
-        try:
-            await reconcile_once(resources)
-        except Exception as exc:  # Postgres or Redis down: try again next interval
-            log.warning("reconciler.failed", error=f"{type(exc).__name__}: {exc}")
-        await asyncio.sleep(interval)
-
-
 def install_reconciler(runtime: WorkerRuntime, resources: Resources) -> None:
-    runtime.add_periodic("reconciler", lambda: run_reconciler(resources))
+    """Reconcile every `RECONCILE_INTERVAL_SECONDS` in this worker process."""
+    runtime.add_periodic(
+        "reconciler",
+        resources.settings.reconcile_interval_seconds,
+        lambda: reconcile_once(resources),
+    )

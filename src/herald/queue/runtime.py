@@ -178,14 +178,36 @@ class WorkerRuntime:
         self.paused: set[str] = set()
         self.queues = select_queues(settings, registry)
         self.workers: dict[str, SupervisedWorker] = {}
-        self._background: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+        self._periodic: list[tuple[str, float, Callable[[], Coroutine[Any, Any, object]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
         self.draining = False
         self._drained = asyncio.Event()
 
-    def add_periodic(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run `run()` as a background task of the worker role, cancelled at shutdown."""
-        self._background.append((name, run))
+    def add_periodic(
+        self,
+        name: str,
+        interval_seconds: float,
+        run_once: Callable[[], Coroutine[Any, Any, object]],
+    ) -> None:
+        """Run `run_once()` every `interval_seconds` in the worker role, until the drain.
+
+        An exception is logged and the next run happens on time. The drain waits for a run in
+        progress to finish rather than cancelling it halfway through a query.
+        """
+        self._periodic.append((name, interval_seconds, run_once))
+
+    async def _every(
+        self, name: str, interval: float, run_once: Callable[[], Coroutine[Any, Any, object]]
+    ) -> None:
+        while not self._stopping.is_set():
+            try:
+                await run_once()
+            except Exception as exc:  # Postgres or Redis down: try again next interval
+                log.warning(f"{name}.failed", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._stopping.wait()
 
     async def start(self) -> None:
         settings = self._settings
@@ -208,14 +230,15 @@ class WorkerRuntime:
         self._jobs.add_listener(self._wake)
         self._tasks.append(asyncio.create_task(self._maintain(), name="herald-queue-control"))
         self._tasks.append(asyncio.create_task(self._follow_wakes(), name="herald-queue-wake"))
-        for name, run in self._background:
-            self._tasks.append(asyncio.create_task(run(), name=f"herald-{name}"))
+        for name, interval, run_once in self._periodic:
+            task = asyncio.create_task(self._every(name, interval, run_once), name=f"herald-{name}")
+            self._tasks.append(task)
         log.info("workers.started", queues=self.queues)
 
     async def _maintain(self) -> None:
         """Follow pause/resume within half a second, and heartbeat every two seconds."""
         last_beat = 0.0
-        while not self.draining:
+        while not self._stopping.is_set():
             try:
                 async with self._session_maker() as session:
                     self._apply_pause(await paused_queues(session))
@@ -227,7 +250,9 @@ class WorkerRuntime:
                     last_beat = time.monotonic()
                 except Exception as exc:  # Redis down: the worker loops say so already
                     log.debug("queues.heartbeat_failed", error=repr(exc))
-            await asyncio.sleep(_CONTROL_INTERVAL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CONTROL_INTERVAL_SECONDS):
+                    await self._stopping.wait()
 
     async def _follow_wakes(self) -> None:
         """Wake a worker when another process enqueues on its queue (Redis pub/sub).
@@ -237,20 +262,22 @@ class WorkerRuntime:
         """
         by_key = {queue_key(queue): queue for queue in self.workers}
         backoff = 0.5
-        while not self.draining:
+        while not self._stopping.is_set():
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(WAKE_CHANNEL)
                 backoff = 0.5
-                while not self.draining:
-                    message = await pubsub.get_message(timeout=1.0)
+                while not self._stopping.is_set():
+                    message = await pubsub.get_message(timeout=0.5)
                     if message is not None:
                         queue = by_key.get(message["data"].decode())
                         if queue is not None:
                             self.workers[queue].wake()
             except Exception as exc:  # Redis down: polling carries on; resubscribe later
                 log.debug("queues.wake_subscription_lost", error=repr(exc))
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(backoff):
+                        await self._stopping.wait()
                 backoff = min(backoff * 2, self._settings.worker_restart_max_seconds)
             finally:
                 with contextlib.suppress(Exception):
@@ -291,9 +318,13 @@ class WorkerRuntime:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace_seconds):
                 await asyncio.gather(*(w.wait_idle() for w in self.workers.values()))
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Background tasks stop at their next check; cancel only one stuck on a hung call.
+        self._stopping.set()
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=_STOP_TIMEOUT_SECONDS)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await remove_heartbeat(self._redis, self._process.instance)
         await asyncio.gather(*(w.close() for w in self.workers.values()))
