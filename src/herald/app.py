@@ -192,7 +192,9 @@ def create_app(settings: Settings) -> Litestar:
     app.state.registry = registry
     app.state.worker_extensions = worker_extensions(settings)
     # Wrap the router itself, so 404s and 405s are logged and counted too.
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
+    app.asgi_handler = RequestContextMiddleware(
+        app.asgi_handler, quiet_prefixes=(settings.dashboard_path.rstrip("/") + "/partials/",)
+    )
     return app
 
 

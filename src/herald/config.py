@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _RATE_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
 _RATE_PERIODS |= {"h": 3600, "hour": 3600}
+_PASSWORD_HASH = re.compile(r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$")
 
 
 class LogFormat(StrEnum):
@@ -235,6 +236,16 @@ class Settings(BaseSettings):
     def _parse_rate(cls, value: Any) -> Any:
         return _rate(value)
 
+    @field_validator("dashboard_password_hash")
+    @classmethod
+    def _hash_format(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and not _PASSWORD_HASH.match(text):
+            raise ValueError(
+                "expected scrypt$n$r$p$salt$hash from `herald dashboard hash-password`"
+            )
+        return value
+
     @field_validator("worker_queues", "job_modules", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
@@ -309,7 +320,8 @@ def _describe(error: Any) -> str:
     message = _FRIENDLY.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
     if name:
         given = error.get("input")
-        shown = f"={given!r}" if isinstance(given, str | int | float | bool) else ""
+        secret = any(word in name for word in ("PASSWORD", "TOKEN", "SECRET"))
+        shown = f"={given!r}" if isinstance(given, str | int | float | bool) and not secret else ""
         return f"invalid setting {name}{shown}: {message}"
     return f"invalid settings: {message}"
 

@@ -35,8 +35,11 @@ def _request_id(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, quiet_prefixes: tuple[str, ...] = ()) -> None:
+        """`quiet_prefixes`: routes polled by browsers (dashboard partials) that are counted
+        in the metrics but not logged line by line."""
         self.app = app
+        self.quiet_prefixes = quiet_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # type: ignore[comparison-overlap]
@@ -63,7 +66,7 @@ class RequestContextMiddleware:
             method: str = scope["method"]  # type: ignore[typeddict-item]
             metrics.http_requests.labels(method, route, str(status)).inc()
             metrics.http_request_duration.labels(method, route).observe(duration)
-            if route not in _QUIET_ROUTES:
+            if route not in _QUIET_ROUTES and not route.startswith(self.quiet_prefixes or ("\0",)):
                 log.info(
                     "http.request",
                     method=method,

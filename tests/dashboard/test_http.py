@@ -591,7 +591,8 @@ async def test_without_a_user_the_dashboard_is_not_mounted() -> None:
     ("password_hash", "message"),
     [
         ("", "DASHBOARD_PASSWORD_HASH is required"),
-        ("plain-text", "DASHBOARD_PASSWORD_HASH is not valid"),
+        # refused by the settings class already, so `herald check` catches it too
+        ("plain-text", "expected scrypt"),
         ("scrypt$3$8$1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "DASHBOARD_PASSWORD_HASH is not valid"),
     ],
 )

@@ -71,4 +71,8 @@ def test_an_empty_secret_key_warns_that_sessions_do_not_outlive_the_process(
 def test_a_malformed_password_hash_stops_start_up_naming_the_setting(herald: Start) -> None:
     process = herald(wait_ready=False, **dashboard_env(DASHBOARD_PASSWORD_HASH="plain-text"))
     assert process.wait(timeout=20) == 2
-    assert "DASHBOARD_PASSWORD_HASH is not valid" in process.logs()
+    assert (
+        "herald: invalid setting DASHBOARD_PASSWORD_HASH: expected scrypt$n$r$p$salt$hash"
+        in process.logs()
+    )
+    assert "plain-text" not in process.logs()  # the value of a secret setting is not echoed
