@@ -68,16 +68,21 @@ async def _truncate() -> None:
         await engine.dispose()
 
 
-async def _recreate_database() -> None:
-    """Drop the test database and migrate a new one: every run starts from the migrations."""
+async def drop_database(name: str) -> None:
+    """Drop a database of the test server, connections and all."""
     url = make_url(DATABASE_URL)
     conn = await asyncpg.connect(
         host=url.host, port=url.port or 5432, user=url.username, database="postgres"
     )
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def _recreate_database() -> None:
+    """Drop the test database and migrate a new one: every run starts from the migrations."""
+    await drop_database(str(make_url(DATABASE_URL).database))
     await migrate(make_settings())
 
 

@@ -11,20 +11,9 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from herald.db.migrate import alembic_config
-from tests.conftest import DATABASE_URL
+from tests.conftest import DATABASE_URL, drop_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-async def _drop(name: str) -> None:
-    url = make_url(DATABASE_URL)
-    conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
-    )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def _revision(url: str) -> str:
@@ -43,7 +32,7 @@ def test_replicas_migrating_at_once_create_the_database_and_reach_head() -> None
 
     name = make_url(DATABASE_URL).database + "_migrate"
     url = make_url(DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_drop(name))
+    asyncio.run(drop_database(name))
     env = {**os.environ, "DATABASE_URL": url, "LOG_FORMAT": "json"}
     processes = [
         subprocess.Popen(
@@ -66,4 +55,4 @@ def test_replicas_migrating_at_once_create_the_database_and_reach_head() -> None
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         assert asyncio.run(_revision(url)) == head
     finally:
-        asyncio.run(_drop(name))
+        asyncio.run(drop_database(name))

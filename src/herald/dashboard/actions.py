@@ -28,11 +28,9 @@ from herald.dashboard.service import (
     retry_failed_in_queue,
     retry_notification,
 )
-from herald.db.models import Notification
 from herald.errors import BadRequest
-from herald.notifications.service import delivery_job
+from herald.notifications.service import enqueue_deliveries
 from herald.queue.control import pause_queue, resume_queue
-from herald.resources import Resources
 
 log = structlog.get_logger()
 
@@ -40,17 +38,6 @@ log = structlog.get_logger()
 def action(path: str) -> post:
     """A POST action: refused in read-only mode (the router's guards check session and CSRF)."""
     return post(path, guards=[require_writable], include_in_schema=False, status_code=303)
-
-
-async def _enqueue(resources: Resources, notifications: list[Notification]) -> None:
-    try:
-        await resources.jobs.enqueue_many([delivery_job(n) for n in notifications])
-    except Exception as exc:  # committed as queued: the reconciler enqueues it later
-        log.warning(
-            "dashboard.enqueue_failed",
-            count=len(notifications),
-            error=f"{type(exc).__name__}: {exc}",
-        )
 
 
 @action("/notifications/{notification_id:uuid}/retry")
@@ -66,7 +53,7 @@ async def retry(
             session, notification_id, user=user, budget=resources.settings.max_attempts
         )
         await session.commit()
-    await _enqueue(resources, [notification])
+    await enqueue_deliveries(resources.jobs, [notification])
     dashboard.overview.invalidate()
     log.info("dashboard.retried", notification_id=str(notification_id), user=user)
     target = dashboard.url(f"/notifications/{notification_id}", notice="retried")
@@ -101,7 +88,7 @@ async def retry_failed(request: Request[Any, Any, State], queue: FromPath[str]) 
             session, queue, user=user, budget=resources.settings.max_attempts
         )
         await session.commit()
-    await _enqueue(resources, retried)
+    await enqueue_deliveries(resources.jobs, retried)
     dashboard.overview.invalidate()
     log.info("dashboard.retried_all", queue=queue, count=len(retried), user=user)
     target = dashboard.url("/", notice="retried_all", n=len(retried), queue=queue)

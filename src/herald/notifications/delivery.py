@@ -32,7 +32,7 @@ from herald.config import Settings
 from herald.db.models import Notification, NotificationEvent
 from herald.errors import is_outage
 from herald.logging import mask_address
-from herald.notifications.service import delivery_job
+from herald.notifications.service import enqueue_deliveries
 from herald.queue import JobContext
 from herald.resources import Resources
 
@@ -263,7 +263,4 @@ async def _record(
         detail=detail,
     )
     if outcome == "retrying":
-        try:
-            await resources.jobs.enqueue_many([delivery_job(finished)])
-        except Exception as exc:  # stored as retrying: the reconciler enqueues it later
-            log.warning("delivery.enqueue_failed", error=f"{type(exc).__name__}: {exc}")
+        await enqueue_deliveries(resources.jobs, [finished])

@@ -36,7 +36,7 @@ from herald.notifications.schemas import (
 from herald.notifications.service import (
     cancel_notification,
     create_notifications,
-    delivery_job,
+    enqueue_deliveries,
     get_notification,
     list_notifications,
     to_out,
@@ -128,14 +128,7 @@ async def _submit(
             await session.rollback()
             await idempotency.release(resources.session_maker, principal, claimed)
         raise
-    try:
-        await resources.jobs.enqueue_many([delivery_job(n) for n in notifications])
-    except Exception as exc:  # stored and committed: the reconciler enqueues it later
-        log.warning(
-            "notifications.enqueue_failed",
-            count=len(notifications),
-            error=f"{type(exc).__name__}: {exc}",
-        )
+    await enqueue_deliveries(resources.jobs, notifications)
     return Response(body, status_code=202, media_type="application/json")
 
 

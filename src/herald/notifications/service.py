@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import structlog
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -21,7 +23,9 @@ from herald.auth.keys import Principal
 from herald.db.models import Notification, NotificationEvent
 from herald.errors import BadRequest, Conflict, NotFound
 from herald.notifications.schemas import EventOut, NotificationIn, NotificationOut
-from herald.queue import JobRequest, Priority
+from herald.queue import JobQueue, JobRequest, Priority
+
+log = structlog.get_logger()
 
 CANCELLABLE = ("scheduled", "queued", "retrying")
 
@@ -45,6 +49,24 @@ def delivery_job(notification: Notification) -> JobRequest:
         defer_until=notification.next_attempt_at,
         priority=Priority(notification.priority),
     )
+
+
+async def enqueue_deliveries(jobs: JobQueue, notifications: Sequence[Notification]) -> None:
+    """Enqueue the next attempt of each committed notification, in one round trip.
+
+    Never raises: if Redis is unreachable the rows are committed all the same, and the
+    reconciler enqueues them once it is back, so the caller's answer does not change.
+    """
+    if not notifications:
+        return
+    try:
+        await jobs.enqueue_many([delivery_job(n) for n in notifications])
+    except Exception as exc:
+        log.warning(
+            "notifications.enqueue_failed",
+            count=len(notifications),
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
 async def create_notifications(
