@@ -15,14 +15,19 @@ Modes:
   for `duration` seconds, open loop: each request starts on its own schedule, whatever the
   ones before it are doing, and its latency is counted from its scheduled time, so a slow
   server cannot hide its slowness by slowing the generator down (coordinated omission).
+
+The generator's own garbage collector is off while it measures (see `_no_gc_pauses`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +56,22 @@ async def _open_connections(client: httpx.AsyncClient, count: int) -> None:
     responses = await asyncio.gather(*(client.get("/health/live") for _ in range(count)))
     for response in responses:
         response.raise_for_status()
+
+
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """No garbage collection in the generator while it measures: a full collection stalls its
+    loop for tens of milliseconds, which would show up as server latency. Everything alive so
+    far is frozen out of later collections, and the collector is off until the (bounded) run
+    ends."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def _summary(latencies_ms: list[float]) -> dict[str, float | None]:
@@ -101,10 +122,11 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
                 elif len(errors) < 5:
                     errors.append(f"{response.status_code}: {response.text[:300]}")
 
-        started = time.time()
-        clock = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - clock
+        with _no_gc_pauses():
+            started = time.time()
+            clock = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - clock
     return {
         "started_at": started,
         "finished_at": started + elapsed,
@@ -138,21 +160,22 @@ async def get(spec: dict[str, Any]) -> dict[str, Any]:
             if response.status_code != 200 and len(errors) < 5:
                 errors.append(f"{response.status_code}: {response.text[:300]}")
 
-        tasks: list[asyncio.Task[None]] = []
-        worst_lag = 0.0
-        interval = 1.0 / rate
-        started = time.time()
-        start = time.perf_counter() + 0.01
-        for n in range(count):
-            due = start + n * interval
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                worst_lag = max(worst_lag, -delay)
-            tasks.append(asyncio.create_task(one(ids[n % len(ids)], due)))
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
-        elapsed = time.perf_counter() - start
+        with _no_gc_pauses():
+            tasks: list[asyncio.Task[None]] = []
+            worst_lag = 0.0
+            interval = 1.0 / rate
+            started = time.time()
+            start = time.perf_counter() + 0.01
+            for n in range(count):
+                due = start + n * interval
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                else:
+                    worst_lag = max(worst_lag, -delay)
+                tasks.append(asyncio.create_task(one(ids[n % len(ids)], due)))
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+            elapsed = time.perf_counter() - start
     return {
         "started_at": started,
         "elapsed_s": elapsed,
