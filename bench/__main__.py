@@ -30,7 +30,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 runs (< 2 min)")
     parser.add_argument(
-        "--tiny", action="store_true", help="tiny sizes, 2 runs: checks the machinery (CI)"
+        "--tiny", action="store_true", help="tiny sizes, 1 run: checks the machinery (CI)"
     )
     parser.add_argument(
         "--only",

@@ -64,7 +64,6 @@ class Batch(ThroughHerald):
         Variant("saq", "SAQ Queue.enqueue per job (enqueue only)", "saq", metrics=ENQUEUE_ONLY),
     )
     baseline = "arq"
-    runs = {"full": 5, "quick": 3, "tiny": 1}
 
     def params(self, mode: Mode) -> dict[str, Any]:
         return {"notifications": 100 if mode == "tiny" else 1000, "in_flight": IN_FLIGHT}

@@ -37,7 +37,6 @@ class DashboardOverview(Benchmark):
     )
     variants = (Variant("herald-dashboard", "Herald dashboard (API role)", "herald"),)
     baseline = "herald-dashboard"
-    runs = {"full": 5, "quick": 3, "tiny": 1}
 
     def params(self, mode: Mode) -> dict[str, Any]:
         return {

@@ -61,10 +61,9 @@ class EndToEnd(ThroughHerald):
         Variant("herald-batch100", "Herald, batches of 100", "herald", extra={"batch": 100}),
     )
     baseline = "herald-single"
-    runs = {"full": 5, "quick": 3, "tiny": 1}
 
     def params(self, mode: Mode) -> dict[str, Any]:
-        total = {"full": 4000, "quick": 1000, "tiny": 200}[mode]
+        total = {"full": 4000, "quick": 1000, "tiny": 100}[mode]
         return {"notifications": total, "concurrency": CONCURRENCY, "channels": list(CHANNELS)}
 
     def timeout(self, params: dict[str, Any]) -> float:

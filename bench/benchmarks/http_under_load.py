@@ -90,7 +90,6 @@ class HttpUnderLoad(ThroughHerald):
         *_extra_variants(),
     )
     baseline = "herald-idle"
-    runs = {"full": 5, "quick": 3, "tiny": 1}
 
     def params(self, mode: Mode) -> dict[str, Any]:
         return {

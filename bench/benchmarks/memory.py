@@ -62,7 +62,6 @@ class Memory(ThroughHerald):
         ),
     )
     baseline = "herald-unified"
-    runs = {"full": 5, "quick": 3, "tiny": 1}
 
     def params(self, mode: Mode) -> dict[str, Any]:
         return {

@@ -9,8 +9,9 @@ runs. The first jobs (`warmup`) are not measured. Per run: p50 and p99 over all 
 Variants:
 - Herald, enqueued in-process: the app's own `JobQueue` (what the API uses), which wakes the
   worker at once through an in-process event.
-- Herald, enqueued by another process (a replica, a script): picked up by the worker's poll,
-  every `POLL_DELAY_SECONDS` (default 0.05 s).
+- Herald, enqueued by another process (a replica, a script): the enqueue script publishes the
+  queue on Redis pub/sub (`herald:wake`), which wakes the workers of every process; the poll
+  every `POLL_DELAY_SECONDS` (default 0.05 s) is the fallback.
 - Plain arq at its default `poll_delay` (0.5 s, the baseline) and at 0.05 s, enqueued by
   another process.
 - SAQ, enqueued by another process: its workers block on Redis (BLMOVE), no polling.
@@ -53,9 +54,6 @@ class Pickup(Benchmark):
         Variant("saq", "SAQ (blocking dequeue)", "saq", {}, REMOTE),
     )
     baseline = "arq-0.5"
-    # One tiny run: the smoke test checks the machinery, and throughput's two runs already
-    # cover summarizing several.
-    runs = {"full": 5, "quick": 3, "tiny": 1}
 
     def params(self, mode: Mode) -> dict[str, Any]:
         duration = {"full": 10.0, "quick": 2.0, "tiny": 0.3}[mode]
