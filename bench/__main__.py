@@ -28,7 +28,11 @@ from bench.report import markdown, plot, print_tables
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, 3 runs (< 2 min)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, 3 runs (about 4 min for all; pickup and throughput alone about 70 s)",
+    )
     parser.add_argument(
         "--tiny", action="store_true", help="tiny sizes, 1 run: checks the machinery (CI)"
     )
