@@ -317,3 +317,24 @@ async def test_the_openapi_schema_documents_every_endpoint(client: httpx.AsyncCl
     post = paths["/v1/notifications"]["post"]
     assert "requestBody" in post
     assert {"202", "400", "401", "422", "503"} <= set(post["responses"])
+
+
+async def test_nul_characters_are_refused_not_a_500(
+    client: httpx.AsyncClient, api_key: str
+) -> None:
+    # Postgres cannot store U+0000 in text or JSONB; found by the Hypothesis test.
+    for payload, field in (
+        ({**SMS, "body": "a\x00b"}, "body"),
+        ({**EMAIL, "subject": "\x00"}, "subject"),
+        ({**SMS, "metadata": {"k\x00": "v"}}, "metadata"),
+        (
+            {**WHATSAPP, "template": {"name": "t", "language": "en", "parameters": ["\x00"]}},
+            "template",
+        ),
+    ):
+        response = await client.post("/v1/notifications", json=payload, headers=auth(api_key))
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == field
+    listed = await client.get("/v1/notifications?reference=%00", headers=auth(api_key))
+    assert listed.status_code == 400
+    assert await count_rows() == 0

@@ -36,7 +36,7 @@ PAGE_SIZE = 50
 
 Queue = Annotated[str | None, QueryParameter(pattern=QUEUE_PATTERN)]
 Status = Annotated[str | None, QueryParameter(pattern=STATUS_PATTERN)]
-Search = Annotated[str | None, QueryParameter(name="q", max_length=320)]
+Search = Annotated[str | None, QueryParameter(name="q", max_length=320, pattern="^[^\\x00]*$")]
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
 Notice = Annotated[str | None, QueryParameter(max_length=40)]
 Count = Annotated[int | None, QueryParameter(name="n", ge=0)]

@@ -225,7 +225,10 @@ class NotificationController(Controller):
             QueryParameter(description="Only this channel.", pattern="^(email|sms|push|whatsapp)$"),
         ] = None,
         reference: Annotated[
-            str | None, QueryParameter(description="Only this reference.", max_length=255)
+            str | None,
+            QueryParameter(
+                description="Only this reference.", max_length=255, pattern="^[^\\x00]*$"
+            ),
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size.")] = 50,
         cursor: Annotated[

@@ -106,9 +106,31 @@ def _check_content(item: NotificationIn, add: Any) -> None:
             add("template.name", "must not be empty")
 
 
+def _has_nul(value: Any) -> bool:
+    """Postgres cannot store U+0000 in text or JSONB: refuse it instead of failing later."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+_TEXT_FIELDS = ("to", "subject", "body", "html", "reference", "data", "metadata")
+
+
 def validate_item(item: NotificationIn, errors: FieldErrors, index: int | None = None) -> None:
     def add(field: str, message: str) -> None:
         errors.add(field, message, index)
+
+    nul_fields = [name for name in _TEXT_FIELDS if _has_nul(getattr(item, name))]
+    if item.template is not None and _has_nul(msgspec.to_builtins(item.template)):
+        nul_fields.append("template")
+    if nul_fields:
+        for name in nul_fields:
+            add(name, "must not contain NUL (U+0000) characters")
+        return
 
     if item.channel not in CHANNELS:
         add("channel", f"{item.channel[:40]!r} is not a channel; use one of {', '.join(CHANNELS)}")
