@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
+from bench.pacing import Schedule
 from bench.systems import System
 
 
@@ -15,15 +15,8 @@ async def steady_rate(system: System, rate: float, count: int) -> float:
     number. The schedule is absolute, so a slow call does not shift the ones after it.
     Returns how far behind schedule the worst call started, in seconds.
     """
-    interval = 1.0 / rate
-    start = time.perf_counter() + 0.01
-    worst = 0.0
+    schedule = Schedule(rate)
     for n in range(count):
-        due = start + n * interval
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            worst = max(worst, -delay)
+        await schedule.wait(n)
         await system.enqueue("record", time.time(), n)
-    return worst
+    return schedule.worst_lag

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import uvloop
 
+from bench.pacing import Schedule
 from bench.serve import payloads
 from bench.stats import percentile
 
@@ -162,26 +163,19 @@ async def get(spec: dict[str, Any]) -> dict[str, Any]:
 
         with _no_gc_pauses():
             tasks: list[asyncio.Task[None]] = []
-            worst_lag = 0.0
-            interval = 1.0 / rate
             started = time.time()
-            start = time.perf_counter() + 0.01
+            schedule = Schedule(rate)
             for n in range(count):
-                due = start + n * interval
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                else:
-                    worst_lag = max(worst_lag, -delay)
+                due = await schedule.wait(n)
                 tasks.append(asyncio.create_task(one(ids[n % len(ids)], due)))
             await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
-            elapsed = time.perf_counter() - start
+            elapsed = time.perf_counter() - schedule.start
     return {
         "started_at": started,
         "elapsed_s": elapsed,
         "requests": count,
         "achieved_rate": count / elapsed,
-        "schedule_lag_max_ms": worst_lag * 1000,
+        "schedule_lag_max_ms": schedule.worst_lag * 1000,
         "statuses": statuses,
         "errors": errors,
         **_summary(latencies),

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -186,7 +186,6 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "HeraldError",
-    "MediaType",
     "NotFound",
     "Unauthorized",
     "Unavailable",
