@@ -180,6 +180,7 @@ class WorkerRuntime:
         self.workers: dict[str, SupervisedWorker] = {}
         self._periodic: list[tuple[str, float, Callable[[], Coroutine[Any, Any, object]]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._wake_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.draining = False
         self._drained = asyncio.Event()
@@ -229,7 +230,8 @@ class WorkerRuntime:
             self.workers[queue] = supervised
         self._jobs.add_listener(self._wake)
         self._tasks.append(asyncio.create_task(self._maintain(), name="herald-queue-control"))
-        self._tasks.append(asyncio.create_task(self._follow_wakes(), name="herald-queue-wake"))
+        self._wake_task = asyncio.create_task(self._follow_wakes(), name="herald-queue-wake")
+        self._tasks.append(self._wake_task)
         for name, interval, run_once in self._periodic:
             task = asyncio.create_task(self._every(name, interval, run_once), name=f"herald-{name}")
             self._tasks.append(task)
@@ -311,6 +313,9 @@ class WorkerRuntime:
             return
         self.draining = True
         self._jobs.remove_listener(self._wake)
+        if self._wake_task is not None:
+            # Only a listener, blocked in a read for up to half a second: nothing to finish.
+            self._wake_task.cancel()
         for worker in self.workers.values():
             worker.stop_picking()
         running = sum(w.worker.running for w in self.workers.values())
