@@ -31,12 +31,14 @@ def test_lists_mappings_and_rates_parse_from_the_environment(
     monkeypatch.setenv("QUEUE_CONCURRENCY", "email=20,sms=5")
     monkeypatch.setenv("QUEUE_JOB_TIMEOUT", "email=7.5")
     monkeypatch.setenv("SMS_RATE_LIMIT", "600/min")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
     settings = load_settings(_env_file=None)
     assert settings.worker_queues == ["email", "sms"]
     assert settings.concurrency_for("email") == 20
     assert settings.concurrency_for("push") == settings.worker_concurrency
     assert settings.job_timeout_for("email") == 7.5
     assert settings.sms_rate_limit == RateLimit(600, 60)
+    assert settings.log_level == "DEBUG"
 
 
 @pytest.mark.parametrize(
@@ -45,6 +47,7 @@ def test_lists_mappings_and_rates_parse_from_the_environment(
         ("PORT", "abc", "invalid setting PORT='abc': expected a whole number"),
         ("ENABLE_API", "maybe", "invalid setting ENABLE_API='maybe': expected true or false"),
         ("LOG_FORMAT", "xml", "invalid setting LOG_FORMAT='xml'"),
+        ("LOG_LEVEL", "verbose", "invalid setting LOG_LEVEL='verbose'"),
         ("QUEUE_CONCURRENCY", "email", "invalid setting QUEUE_CONCURRENCY"),
         ("EMAIL_RATE_LIMIT", "5/fortnight", "expected a rate such as 10/s"),
         ("DATABASE_URL", "mysql://x/y", "DATABASE_URL must start with postgresql+asyncpg://"),
@@ -64,6 +67,13 @@ def test_both_roles_off_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENABLE_API", "false")
     monkeypatch.setenv("ENABLE_WORKERS", "false")
     with pytest.raises(SettingsError, match="ENABLE_API and ENABLE_WORKERS are both false"):
+        load_settings(_env_file=None)
+
+
+def test_starttls_and_implicit_tls_are_exclusive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_STARTTLS", "true")
+    monkeypatch.setenv("SMTP_IMPLICIT_TLS", "true")
+    with pytest.raises(SettingsError, match="SMTP_STARTTLS and SMTP_IMPLICIT_TLS"):
         load_settings(_env_file=None)
 
 

@@ -131,7 +131,9 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for the queues.")
 
     # -- logging ---------------------------------------------------------------------------------
-    log_level: LogLevel = Field(LogLevel.INFO, description="DEBUG, INFO, WARNING or ERROR.")
+    log_level: LogLevel = Field(
+        LogLevel.INFO, description="DEBUG, INFO, WARNING or ERROR (any case)."
+    )
     log_format: LogFormat = Field(
         LogFormat.AUTO, description="json, console, or auto (json unless stdout is a terminal)."
     )
@@ -179,6 +181,9 @@ class Settings(BaseSettings):
     smtp_username: str = Field("", description="SMTP user (empty: no AUTH).")
     smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_implicit_tls: bool = Field(
+        False, description="Speak TLS from the first byte (SMTPS, usually port 465)."
+    )
     email_from: str = Field("herald@localhost", description="From address of emails.")
 
     sms_provider: Literal["log", "twilio"] = Field("log", description="log or twilio.")
@@ -236,6 +241,14 @@ class Settings(BaseSettings):
     def _parse_rate(cls, value: Any) -> Any:
         return _rate(value)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_any_case(cls, value: Any) -> Any:
+        # Anything else stays as written, so the error message quotes the operator's value.
+        if isinstance(value, str) and value.upper() in LogLevel.__members__:
+            return value.upper()
+        return value
+
     @field_validator("dashboard_password_hash")
     @classmethod
     def _hash_format(cls, value: SecretStr) -> SecretStr:
@@ -269,6 +282,11 @@ class Settings(BaseSettings):
         if not (self.enable_api or self.enable_workers):
             raise ValueError(
                 "ENABLE_API and ENABLE_WORKERS are both false: a process must have a role"
+            )
+        if self.smtp_starttls and self.smtp_implicit_tls:
+            raise ValueError(
+                "SMTP_STARTTLS and SMTP_IMPLICIT_TLS are both true: a server takes one or the"
+                " other (587 usually STARTTLS, 465 implicit TLS)"
             )
         if not self.database_url.startswith("postgresql+asyncpg://"):
             raise ValueError("DATABASE_URL must start with postgresql+asyncpg://")

@@ -236,3 +236,24 @@ async def test_starttls_and_auth(tmp_path: Any) -> None:
     assert logins[0] == (b"herald", b"s3cret")
     assert set(logins[1:]) == {(b"herald", b"wrong")}
     assert recorder.received()["Subject"] == "s"
+
+
+async def test_implicit_tls(tmp_path: Any) -> None:
+    """SMTPS (usually port 465): TLS from the first byte, no STARTTLS."""
+    cert_pem, key_pem = _self_signed()
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    client_tls = ssl.create_default_context(cadata=cert_pem.decode())
+
+    recorder = Recorder()
+    for _, port in start(recorder, ssl_context=server_tls):
+        message = Message(NOTIFICATION_ID, "email", "jane@example.org", subject="s", body="b")
+        await provider(port, implicit_tls=True, tls_context=client_tls).send(message)
+
+        # A plain-text client gets no SMTP greeting from a TLS port: a transient failure.
+        with pytest.raises(TransientError):
+            await provider(port).send(message)
+
+    assert recorder.received()["Subject"] == "s"

@@ -1,4 +1,5 @@
-"""Email over SMTP with aiosmtplib: one connection per message, STARTTLS and AUTH optional.
+"""Email over SMTP with aiosmtplib: one connection per message; STARTTLS or implicit TLS
+(SMTPS) and AUTH optional.
 
 The Message-ID is derived from the notification id, so a retried send carries the same
 Message-ID and the id recorded as `provider_message_id` matches what bounces and replies quote.
@@ -32,6 +33,7 @@ class SmtpProvider:
         username: str = "",
         password: str = "",
         starttls: bool = False,
+        implicit_tls: bool = False,
         timeout: float = 10.0,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -41,6 +43,7 @@ class SmtpProvider:
         self.username = username
         self.password = password
         self.starttls = starttls
+        self.implicit_tls = implicit_tls
         self.timeout = timeout
         self.tls_context = tls_context
         domain = parseaddr(sender)[1].rpartition("@")[2]
@@ -87,6 +90,7 @@ class SmtpProvider:
                 username=self.username or None,
                 password=self.password or None,
                 start_tls=self.starttls,
+                use_tls=self.implicit_tls,
                 tls_context=self.tls_context,
                 timeout=self.timeout,
             )

@@ -39,6 +39,7 @@ def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, 
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value(),
             starttls=settings.smtp_starttls,
+            implicit_tls=settings.smtp_implicit_tls,
             timeout=settings.provider_timeout_seconds,
         )
     if settings.sms_provider == "twilio":
