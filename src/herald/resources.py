@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
@@ -46,3 +47,9 @@ class Resources:
     rate_limiter: RateLimiter | None = None
     runtime: WorkerRuntime | None = None
     draining: bool = False
+
+    @cached_property
+    def autocommit_engine(self) -> AsyncEngine:
+        """The same pool, but every statement commits on its own (no BEGIN and COMMIT round
+        trips): for writes that are one statement, such as a delivery's claim and outcome."""
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")

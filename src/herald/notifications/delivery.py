@@ -8,7 +8,7 @@ once per attempt, except when a worker dies between the provider's answer and ou
 
 Outcomes: sent; retrying (transient error, budget left: exponential backoff with full jitter,
 at least the provider's Retry-After); failed (permanent error, or budget spent). Each is a
-status change plus an event row in one transaction, conditional on still holding the claim.
+status change plus an event row in one statement, conditional on still holding the claim.
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald import metrics
 from herald.channels import Message, PermanentError, Provider, ProviderResult, TransientError
 from herald.config import Settings
-from herald.db.models import Notification, NotificationEvent
 from herald.errors import is_outage
 from herald.logging import mask_address
 from herald.notifications.service import enqueue_deliveries
@@ -40,17 +39,47 @@ log = structlog.get_logger()
 
 T = TypeVar("T")
 
+# Each write below is one statement: the row's status change and its event row go in together
+# (a data-modifying CTE), run outside an explicit transaction, so a claim or an outcome costs
+# one round trip to Postgres instead of five (BEGIN, UPDATE, INSERT, COMMIT and the flush).
+
 # A job may run up to 5 s before its row's due time (clock skew between hosts).
 _CLAIM = text(
     """
-    UPDATE notifications
-       SET status = 'sending', attempts = attempts + 1, updated_at = now(),
-           lease_expires_at = now() + make_interval(secs => :lease), provider = :provider
-     WHERE id = :id AND attempts = :attempt - 1
-       AND status IN ('scheduled', 'queued', 'retrying')
-       AND (next_attempt_at IS NULL OR next_attempt_at <= now() + interval '5 seconds')
-    RETURNING id, channel, recipient, subject, body, html, data, template, attempts,
-              max_attempts, priority
+    WITH claimed AS (
+        UPDATE notifications
+           SET status = 'sending', attempts = attempts + 1, updated_at = now(),
+               lease_expires_at = now() + make_interval(secs => :lease), provider = :provider
+         WHERE id = :id AND attempts = :attempt - 1
+           AND status IN ('scheduled', 'queued', 'retrying')
+           AND (next_attempt_at IS NULL OR next_attempt_at <= now() + interval '5 seconds')
+        RETURNING id, channel, recipient, subject, body, html, data, template, attempts,
+                  max_attempts, priority
+    ), event AS (
+        INSERT INTO notification_events (notification_id, status, attempt, detail, created_at)
+        SELECT id, 'sending', attempts,
+               'attempt ' || attempts || ' of ' || max_attempts || ' via ' || :provider, now()
+          FROM claimed
+    )
+    SELECT * FROM claimed
+    """
+)
+
+# Only while this attempt still holds the row: `sending`, with its attempt number.
+_FINISH = text(
+    """
+    WITH finished AS (
+        UPDATE notifications
+           SET status = :status, updated_at = now(), lease_expires_at = NULL,
+               next_attempt_at = :next_attempt_at, error = :error,
+               provider_message_id = :provider_message_id, sent_at = :sent_at
+         WHERE id = :id AND status = 'sending' AND attempts = :attempt
+        RETURNING id, channel, priority, attempts, next_attempt_at
+    ), event AS (
+        INSERT INTO notification_events (notification_id, status, attempt, detail, created_at)
+        SELECT id, :status, :attempt, :detail, now() FROM finished
+    )
+    SELECT * FROM finished
     """
 )
 
@@ -81,26 +110,28 @@ def lease_seconds(settings: Settings, channel: str) -> float:
     return settings.job_timeout_for(channel) + settings.lease_margin_seconds
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What the next attempt's job needs (the fields `delivery_job` reads)."""
+
+    id: uuid.UUID
+    channel: str
+    priority: str
+    attempts: int
+    next_attempt_at: datetime | None
+
+
 async def claim(
-    session: AsyncSession, notification_id: str, attempt: int, lease: float, provider: str
+    connection: AsyncConnection, notification_id: str, attempt: int, lease: float, provider: str
 ) -> Claimed | None:
     row = (
-        await session.execute(
+        await connection.execute(
             _CLAIM,
             {"id": notification_id, "attempt": attempt, "lease": lease, "provider": provider},
         )
     ).first()
     if row is None:
         return None
-    session.add(
-        NotificationEvent(
-            notification_id=row.id,
-            status="sending",
-            attempt=row.attempts,
-            detail=f"attempt {row.attempts} of {row.max_attempts} via {provider}",
-            created_at=datetime.now(UTC),
-        )
-    )
     message = Message(
         notification_id=str(row.id),
         channel=row.channel,
@@ -115,38 +146,41 @@ async def claim(
 
 
 async def _finish(
-    session: AsyncSession, claimed: Claimed, status: str, detail: str, **values: object
-) -> Notification | None:
+    connection: AsyncConnection,
+    claimed: Claimed,
+    status: str,
+    detail: str,
+    *,
+    next_attempt_at: datetime | None = None,
+    error: str | None = None,
+    provider_message_id: str | None = None,
+    sent_at: datetime | None = None,
+) -> Finished | None:
     """Move the row out of `sending` if this attempt still holds it; None if it lost it."""
-    now = datetime.now(UTC)
-    finished = await session.scalar(
-        update(Notification)
-        .where(
-            Notification.id == claimed.id,
-            Notification.status == "sending",
-            Notification.attempts == claimed.attempt,
+    row = (
+        await connection.execute(
+            _FINISH,
+            {
+                "id": claimed.id,
+                "attempt": claimed.attempt,
+                "status": status,
+                "detail": detail,
+                "next_attempt_at": next_attempt_at,
+                "error": error,
+                "provider_message_id": provider_message_id,
+                "sent_at": sent_at,
+            },
         )
-        .values(status=status, updated_at=now, lease_expires_at=None, **values)
-        .returning(Notification)
-    )
-    if finished is not None:
-        session.add(
-            NotificationEvent(
-                notification_id=claimed.id,
-                status=status,
-                attempt=claimed.attempt,
-                detail=detail,
-                created_at=now,
-            )
-        )
-    return finished
+    ).first()
+    if row is None:
+        return None
+    return Finished(row.id, row.channel, row.priority, row.attempts, row.next_attempt_at)
 
 
 async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
     """The delivery job: one attempt of one notification."""
     resources: Resources = ctx.resources
     settings = resources.settings
-    session_maker: async_sessionmaker[AsyncSession] = resources.session_maker
     channel = ctx.queue
     provider: Provider = resources.providers[channel]
     # Leave a second before the job's own timeout for recording the outcome.
@@ -156,11 +190,10 @@ async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
     if limiter is not None:
         await limiter.acquire(channel)
 
-    async with session_maker() as session:
+    async with resources.autocommit_engine.connect() as connection:
         claimed = await claim(
-            session, notification_id, attempt, lease_seconds(settings, channel), provider.name
+            connection, notification_id, attempt, lease_seconds(settings, channel), provider.name
         )
-        await session.commit()
     if claimed is None:
         log.info("delivery.skipped", reason="not claimable: done, cancelled or not due")
         return
@@ -217,11 +250,9 @@ async def _record(
             f" as {result.provider_message_id}" if result.provider_message_id else ""
         )
         status = "sent"
-        values: dict[str, object] = {
+        values: dict[str, Any] = {
             "provider_message_id": result.provider_message_id,
             "sent_at": datetime.now(UTC),
-            "next_attempt_at": None,
-            "error": None,
         }
     elif isinstance(error, TransientError) and claimed.attempt < claimed.max_attempts:
         outcome = status = "retrying"
@@ -239,13 +270,11 @@ async def _record(
             if isinstance(error, PermanentError)
             else f"gave up after {claimed.attempt} attempts: {error.reason}"
         )
-        values = {"next_attempt_at": None, "error": detail}
+        values = {"error": detail}
 
-    async def write() -> Notification | None:
-        async with resources.session_maker() as session:
-            finished = await _finish(session, claimed, status, detail, **values)
-            await session.commit()
-            return finished
+    async def write() -> Finished | None:
+        async with resources.autocommit_engine.connect() as connection:
+            return await _finish(connection, claimed, status, detail, **values)
 
     finished = await _with_db_retry(write, deadline)
     if finished is None:

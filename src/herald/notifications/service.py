@@ -11,7 +11,7 @@ import base64
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
@@ -39,7 +39,23 @@ def deliver_job_id(notification_id: uuid.UUID | str, attempt: int) -> str:
     return f"deliver:{notification_id}:{attempt}"
 
 
-def delivery_job(notification: Notification) -> JobRequest:
+class Deliverable(Protocol):
+    """What the next attempt's job is made from: a `Notification`, or the few columns a
+    delivery's outcome statement returns."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def next_attempt_at(self) -> datetime | None: ...
+
+
+def delivery_job(notification: Deliverable) -> JobRequest:
     """The job that makes the notification's next attempt, at its due time."""
     attempt = notification.attempts + 1
     return JobRequest(
@@ -51,7 +67,7 @@ def delivery_job(notification: Notification) -> JobRequest:
     )
 
 
-async def enqueue_deliveries(jobs: JobQueue, notifications: Sequence[Notification]) -> None:
+async def enqueue_deliveries(jobs: JobQueue, notifications: Sequence[Deliverable]) -> None:
     """Enqueue the next attempt of each committed notification, in one round trip.
 
     Never raises: if Redis is unreachable the rows are committed all the same, and the
