@@ -31,7 +31,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="small sizes, 3 runs (about 4 min for all; pickup and throughput alone about 70 s)",
+        help="smaller sizes, 2 runs per variant: the whole suite in under two minutes",
     )
     parser.add_argument(
         "--tiny", action="store_true", help="tiny sizes, 1 run: checks the machinery (CI)"

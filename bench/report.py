@@ -59,8 +59,9 @@ def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def legend(result: dict[str, Any]) -> str:
     better = ", ".join(f"{m['label']}: {m['better']} is better" for m in result["metrics"].values())
+    runs = f"{result['runs']} run" + ("s" if result["runs"] != 1 else "")
     return (
-        f"median (min-max) of {result['runs']} runs per variant; ratio = median / median of "
+        f"median (min-max) of {runs} per variant; ratio = median / median of "
         f"the baseline ({result['baseline']}); {better}; sizes {result['params']}"
     )
 

@@ -35,7 +35,14 @@ import httpx
 
 from bench.core import Metric, Mode, Variant, register
 from bench.env import REDIS_URL
-from bench.serve import HeraldServe, Sent, ThroughHerald, payloads, prepare_database
+from bench.serve import (
+    HeraldServe,
+    Sent,
+    ThroughHerald,
+    payloads,
+    prepare_database,
+    start_during,
+)
 
 WARMUP = 20
 IN_FLIGHT = 50
@@ -45,7 +52,7 @@ ENQUEUE_ONLY = ("accepted_per_s",)
 @register
 class Batch(ThroughHerald):
     name = "batch"
-    title = "1000 notifications in one batch request vs enqueueing 1000 jobs"
+    title = "One batch request of N notifications vs enqueueing N jobs"
     description = __doc__ or ""
     metrics = (
         Metric("accepted_per_s", "accepted/s", "notifications or jobs/s", "higher"),
@@ -66,7 +73,8 @@ class Batch(ThroughHerald):
     baseline = "arq"
 
     def params(self, mode: Mode) -> dict[str, Any]:
-        return {"notifications": 100 if mode == "tiny" else 1000, "in_flight": IN_FLIGHT}
+        total = {"full": 1000, "quick": 300, "tiny": 100}[mode]
+        return {"notifications": total, "in_flight": IN_FLIGHT}
 
     def timeout(self, params: dict[str, Any]) -> float:
         return 120.0
@@ -84,12 +92,11 @@ class Batch(ThroughHerald):
 
 
 async def _through_api(total: int) -> dict[str, Any]:
-    key = await prepare_database()
     herald = HeraldServe()
     sent = await Sent.open()
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     try:
-        await herald.start()
+        key = await start_during([herald], prepare_database())
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         async with httpx.AsyncClient(base_url=herald.url, headers=headers, timeout=60) as client:
             warmup = json.dumps({"notifications": payloads(WARMUP, "warmup")}).encode()
             response = await client.post("/v1/notifications/batch", content=warmup)

@@ -40,8 +40,8 @@ class DashboardOverview(Benchmark):
 
     def params(self, mode: Mode) -> dict[str, Any]:
         return {
-            "rows": {"full": 100_000, "quick": 100_000, "tiny": 2_000}[mode],
-            "samples": {"full": 30, "quick": 8, "tiny": 3}[mode],
+            "rows": {"full": 100_000, "quick": 10_000, "tiny": 2_000}[mode],
+            "samples": {"full": 30, "quick": 4, "tiny": 3}[mode],
         }
 
     def timeout(self, params: dict[str, Any]) -> float:

@@ -37,6 +37,7 @@ from bench.serve import (
     payloads,
     prepare_database,
     run_loadgen,
+    start_during,
 )
 
 CONCURRENCY = 32
@@ -63,7 +64,7 @@ class EndToEnd(ThroughHerald):
     baseline = "herald-single"
 
     def params(self, mode: Mode) -> dict[str, Any]:
-        total = {"full": 4000, "quick": 1000, "tiny": 100}[mode]
+        total = {"full": 4000, "quick": 200, "tiny": 100}[mode]
         return {"notifications": total, "concurrency": CONCURRENCY, "channels": list(CHANNELS)}
 
     def timeout(self, params: dict[str, Any]) -> float:
@@ -71,11 +72,10 @@ class EndToEnd(ThroughHerald):
 
     async def child(self, variant: Variant, params: dict[str, Any]) -> dict[str, Any]:
         total = params["notifications"]
-        key = await prepare_database()
         herald = HeraldServe()
         sent = await Sent.open()
         try:
-            await herald.start()
+            key = await start_during([herald], prepare_database())
             # Warm up the server (pools, caches, the first request's imports) and wait for it
             # to be idle again, so the run starts from a warm, quiet process.
             await _warm_up(herald, key)

@@ -56,8 +56,9 @@ class Pickup(Benchmark):
     baseline = "arq-0.5"
 
     def params(self, mode: Mode) -> dict[str, Any]:
-        duration = {"full": 10.0, "quick": 2.0, "tiny": 0.3}[mode]
-        return {"rate": 100, "duration_s": duration, "warmup": 5 if mode == "tiny" else 20}
+        duration = {"full": 10.0, "quick": 0.6, "tiny": 0.3}[mode]
+        warmup = {"full": 20, "quick": 10, "tiny": 5}[mode]
+        return {"rate": 100, "duration_s": duration, "warmup": warmup}
 
     def timeout(self, params: dict[str, Any]) -> float:
         return float(params["duration_s"]) + 60

@@ -39,7 +39,7 @@ class Throughput(Benchmark):
     baseline = "arq-0.05"
 
     def params(self, mode: Mode) -> dict[str, Any]:
-        return {"jobs": {"full": 10_000, "quick": 1_000, "tiny": 100}[mode]}
+        return {"jobs": {"full": 10_000, "quick": 500, "tiny": 100}[mode]}
 
     def timeout(self, params: dict[str, Any]) -> float:
         return float(params["jobs"]) / 50 + 60
