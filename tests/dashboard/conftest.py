@@ -197,3 +197,28 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         await asyncio.sleep(0.05)
+
+
+async def db_counts(rows: Rows, queue: str) -> dict[str, int]:
+    """The overview's counts for `queue`, computed independently from the rows."""
+    ((due, scheduled, in_progress, sent, failed, cancelled),) = await rows.fetch(
+        """
+        SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying') AND next_attempt_at <= now()),
+               count(*) FILTER (WHERE status = 'scheduled'
+                                OR (status IN ('queued', 'retrying') AND next_attempt_at > now())),
+               count(*) FILTER (WHERE status = 'sending'),
+               count(*) FILTER (WHERE status IN ('sent', 'delivered')),
+               count(*) FILTER (WHERE status = 'failed'),
+               count(*) FILTER (WHERE status = 'cancelled')
+          FROM notifications WHERE channel = :queue
+        """,
+        queue=queue,
+    )
+    return {
+        "due": due,
+        "scheduled": scheduled,
+        "in_progress": in_progress,
+        "sent": sent,
+        "failed": failed,
+        "cancelled": cancelled,
+    }

@@ -26,6 +26,7 @@ from tests.dashboard.conftest import (
     USER,
     Rows,
     dashboard_env,
+    db_counts,
     eventually,
 )
 from tests.notifications.conftest import new_key
@@ -124,30 +125,6 @@ async def tab(browser: Browser) -> AsyncIterator[OpenTab]:
     await context.close()
     for opened in tabs:
         assert opened.errors == [], opened.errors
-
-
-async def db_counts(rows: Rows, queue: str) -> dict[str, int]:
-    ((due, scheduled, in_progress, sent, failed, cancelled),) = await rows.fetch(
-        """
-        SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying') AND next_attempt_at <= now()),
-               count(*) FILTER (WHERE status = 'scheduled'
-                                OR (status IN ('queued', 'retrying') AND next_attempt_at > now())),
-               count(*) FILTER (WHERE status = 'sending'),
-               count(*) FILTER (WHERE status IN ('sent', 'delivered')),
-               count(*) FILTER (WHERE status = 'failed'),
-               count(*) FILTER (WHERE status = 'cancelled')
-          FROM notifications WHERE channel = :queue
-        """,
-        queue=queue,
-    )
-    return {
-        "due": due,
-        "scheduled": scheduled,
-        "in_progress": in_progress,
-        "sent": sent,
-        "failed": failed,
-        "cancelled": cancelled,
-    }
 
 
 async def send_sms(herald: HeraldProcess, key: str, to: str = "+447911123456") -> str:

@@ -19,6 +19,7 @@ from tests.dashboard.conftest import (
     Rows,
     csrf_of,
     dashboard_settings,
+    db_counts,
     eventually,
     session_csrf,
     sign_in,
@@ -283,23 +284,9 @@ async def test_overview_counts_equal_the_databases(rows: Rows) -> None:
         await sign_in(client)
         shown = overview_counts((await client.get(f"{BASE}/partials/overview")).text)
 
-    expected: dict[str, dict[str, int]] = {}
-    for (channel,) in await rows.fetch("SELECT unnest(ARRAY['email','sms','push','whatsapp'])"):
-        (counts,) = await rows.fetch(
-            """
-            SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying') AND next_attempt_at <= now()),
-                   count(*) FILTER (WHERE status = 'scheduled'
-                                    OR (status IN ('queued', 'retrying') AND next_attempt_at > now())),
-                   count(*) FILTER (WHERE status = 'sending'),
-                   count(*) FILTER (WHERE status IN ('sent', 'delivered')),
-                   count(*) FILTER (WHERE status = 'failed'),
-                   count(*) FILTER (WHERE status = 'cancelled')
-              FROM notifications WHERE channel = :channel
-            """,
-            channel=channel,
-        )
-        names = ("due", "scheduled", "in_progress", "sent", "failed", "cancelled")
-        expected[channel] = dict(zip(names, counts, strict=True))
+    expected = {
+        channel: await db_counts(rows, channel) for channel in ("email", "sms", "push", "whatsapp")
+    }
     assert shown == expected
     assert shown["sms"] == {
         "due": 2, "scheduled": 3, "in_progress": 0, "sent": 1, "failed": 1, "cancelled": 0,
