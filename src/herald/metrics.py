@@ -104,7 +104,7 @@ reconciler_recovered = Counter(
 )
 rate_limit_waits = Counter(
     "herald_rate_limit_waits",
-    "Deliveries deferred because the channel's provider rate limit was reached.",
+    "Deliveries that waited for a send slot, or were deferred, under the channel's rate limit.",
     ["channel"],
 )
 

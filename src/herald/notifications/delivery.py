@@ -186,9 +186,9 @@ async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
     # Leave a second before the job's own timeout for recording the outcome.
     deadline = time.monotonic() + settings.job_timeout_for(channel) - 1
 
+    # Book the send slot before claiming: a job deferred here has spent no attempt.
     limiter = resources.rate_limiter
-    if limiter is not None:
-        await limiter.acquire(channel)
+    slot = await limiter.reserve(channel) if limiter is not None else None
 
     async with resources.autocommit_engine.connect() as connection:
         claimed = await claim(
@@ -198,9 +198,16 @@ async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
         log.info("delivery.skipped", reason="not claimable: done, cancelled or not due")
         return
 
-    started = time.perf_counter()
     result: ProviderResult | None = None
     error: TransientError | PermanentError | None = None
+    if limiter is not None and slot is not None:
+        try:
+            await limiter.wait_for(slot, deadline)
+        except TransientError as exc:
+            await _record(resources, claimed, provider.name, None, exc, deadline)
+            return
+
+    started = time.perf_counter()
     try:
         result = await provider.send(claimed.message)
     except (TransientError, PermanentError) as exc:
