@@ -82,6 +82,33 @@ async def test_each_channel_is_accepted_and_delivered_by_the_log_provider(
     assert [e["status"] for e in done["events"]] == ["queued", "sending", "sent"]
 
 
+@pytest.mark.parametrize("payload", [EMAIL, SMS, PUSH, WHATSAPP], ids=lambda p: p["channel"])
+async def test_every_field_sent_is_stored_and_read_back(
+    client: httpx.AsyncClient, api_key: str, payload: dict[str, Any]
+) -> None:
+    send_at = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    sent = {
+        **payload,
+        "priority": "high",
+        "reference": "order-42",
+        "metadata": {"order": 42, "tags": ["a", "b"], "nested": {"é": None}},
+        "send_at": send_at.isoformat(),
+    }
+    response = await client.post("/v1/notifications", json=sent, headers=auth(api_key))
+    assert response.status_code == 202, response.text
+    created = response.json()
+    read = (await client.get(f"/v1/notifications/{created['id']}", headers=auth(api_key))).json()
+    listed = (await client.get("/v1/notifications", headers=auth(api_key))).json()["items"]
+    assert [item["id"] for item in listed] == [created["id"]]
+    for view in (created, read, listed[0]):
+        for field, value in sent.items():
+            if field == "send_at":
+                assert datetime.fromisoformat(view["send_at"]) == send_at
+            else:
+                assert view[field] == value, field
+    assert read["events"] == created["events"]
+
+
 async def test_another_keys_notification_is_404(client: httpx.AsyncClient, api_key: str) -> None:
     created = (await client.post("/v1/notifications", json=EMAIL, headers=auth(api_key))).json()
     other = await new_key("other")

@@ -107,7 +107,7 @@ async def create_notifications(
                 "priority": item.priority,
                 "send_at": item.send_at,
                 "reference": item.reference,
-                "metadata": item.metadata,
+                "metadata_": item.metadata,  # the attribute; `metadata` is the MetaData
                 "status": "scheduled" if scheduled else "queued",
                 "attempts": 0,
                 "max_attempts": max_attempts,
