@@ -37,6 +37,8 @@ def create_engine(settings: Settings, *, application_name: str) -> AsyncEngine:
             "command_timeout": timeout * 2,
             "server_settings": {
                 "application_name": application_name[:63],
+                # Times built in SQL (JSON of events) read back in UTC, like the columns do.
+                "TimeZone": "UTC",
                 "lock_timeout": str(int(timeout * 1000)),
             },
         },

@@ -15,9 +15,8 @@ from typing import Any, Protocol
 
 import msgspec
 import structlog
-from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Row, and_, insert, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from herald.auth.keys import Principal
 from herald.db.models import Notification, NotificationEvent
@@ -146,20 +145,41 @@ def accepted_detail(notification: Notification) -> str:
     return "accepted"
 
 
-async def get_notification(
-    session: AsyncSession, principal: Principal, notification_id: uuid.UUID
-) -> Notification:
-    notification = await session.scalar(
-        select(Notification)
-        .where(Notification.id == notification_id, Notification.api_key_id == principal.id)
-        .options(selectinload(Notification.events))
-    )
-    if notification is None:
+# Reading one notification is the API's hottest path (clients poll it), so it is one round
+# trip and no ORM objects: the row, and its history as one JSON array that msgspec decodes
+# straight into `EventOut`. Connections run in UTC (`herald.db.engine`), so the events' times
+# read back exactly as the row's own.
+_READ = text(
+    """
+    SELECT n.id, n.channel, n.recipient, n.status, n.priority, n.attempts, n.max_attempts,
+           n.created_at, n.updated_at, n.subject, n.body, n.html, n.data, n.template,
+           n.send_at, n.reference, n.metadata AS metadata_, n.next_attempt_at, n.provider,
+           n.provider_message_id, n.error, n.sent_at,
+           (SELECT coalesce(json_agg(json_build_object('status', e.status, 'at', e.created_at,
+                                                       'attempt', e.attempt, 'detail', e.detail)
+                                     ORDER BY e.id), '[]')::text
+              FROM notification_events e
+             WHERE e.notification_id = n.id) AS events
+      FROM notifications n
+     WHERE n.id = :id AND n.api_key_id = :api_key_id
+    """
+)
+_EVENTS = msgspec.json.Decoder(list[EventOut])
+
+
+async def read_notification(
+    connection: AsyncConnection, principal: Principal, notification_id: uuid.UUID
+) -> NotificationOut:
+    """The API view of one notification of `principal`, with every event; NotFound if none."""
+    row = (
+        await connection.execute(_READ, {"id": notification_id, "api_key_id": principal.id})
+    ).first()
+    if row is None:
         raise NotFound(f"no notification {notification_id}")
-    return notification
+    return to_out(row, events=_EVENTS.decode(row.events))
 
 
-def _encode_cursor(notification: Notification) -> str:
+def _encode_cursor(notification: Row[Any]) -> str:
     raw = f"{notification.created_at.isoformat()}|{notification.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -175,8 +195,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         ) from None
 
 
+# A listed row is the table's columns, `metadata` named as the ORM attribute (`to_out`).
+_LISTED = [c.label("metadata_") if c.name == "metadata" else c for c in Notification.__table__.c]
+
+
 async def list_notifications(
-    session: AsyncSession,
+    connection: AsyncConnection,
     principal: Principal,
     *,
     status: str | None,
@@ -184,9 +208,9 @@ async def list_notifications(
     reference: str | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[Notification], str | None]:
+) -> tuple[list[Row[Any]], str | None]:
     """Newest first; the cursor is the last row's (created_at, id), so inserts never shift it."""
-    query = select(Notification).where(Notification.api_key_id == principal.id)
+    query = select(*_LISTED).where(Notification.api_key_id == principal.id)
     if status:
         query = query.where(Notification.status == status)
     if channel:
@@ -202,14 +226,14 @@ async def list_notifications(
             )
         )
     query = query.order_by(Notification.created_at.desc(), Notification.id.desc())
-    rows = list((await session.scalars(query.limit(limit + 1))).all())
+    rows = list((await connection.execute(query.limit(limit + 1))).all())
     next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 
 async def cancel_notification(
     session: AsyncSession, principal: Principal, notification_id: uuid.UUID
-) -> Notification:
+) -> NotificationOut:
     """Cancel a notification not yet handed to a provider; Conflict once it has been."""
     now = datetime.now(UTC)
     cancelled = await session.scalar(
@@ -243,21 +267,26 @@ async def cancel_notification(
         )
     )
     await session.flush()
-    return await get_notification(session, principal, notification_id)
+    return await read_notification(await session.connection(), principal, notification_id)
 
 
-def to_out(notification: Notification, *, events: str = "none") -> NotificationOut:
-    """The API view; `events` is "loaded" (from the relationship), "accepted" or "none"."""
-    history: list[EventOut] | None = None
-    if events == "loaded":
-        history = [
-            EventOut(status=e.status, at=e.created_at, attempt=e.attempt, detail=e.detail)  # type: ignore[arg-type]
-            for e in notification.events
-        ]
-    elif events == "accepted":
-        status = notification.status
-        detail = accepted_detail(notification)
-        history = [EventOut(status=status, at=notification.created_at, attempt=0, detail=detail)]  # type: ignore[arg-type]
+def accepted_events(notification: Notification) -> list[EventOut]:
+    """The history of a notification just stored: its first event, without reading it back."""
+    return [
+        EventOut(
+            status=notification.status,  # type: ignore[arg-type]
+            at=notification.created_at,
+            attempt=0,
+            detail=accepted_detail(notification),
+        )
+    ]
+
+
+def to_out(
+    notification: Notification | Row[Any], *, events: list[EventOut] | None = None
+) -> NotificationOut:
+    """The API view of a stored notification (an ORM object, or a row of its columns with
+    `metadata` labelled `metadata_`), with `events` as its history if given."""
     return NotificationOut(
         id=notification.id,
         channel=notification.channel,  # type: ignore[arg-type]
@@ -281,5 +310,5 @@ def to_out(notification: Notification, *, events: str = "none") -> NotificationO
         provider_message_id=notification.provider_message_id,
         error=notification.error,
         sent_at=notification.sent_at,
-        events=history,
+        events=events,
     )
