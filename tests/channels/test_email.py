@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -62,10 +63,24 @@ def start(handler: Recorder, **kwargs: Any) -> Iterator[tuple[Controller, int]]:
         controller.stop()
 
 
-def provider(port: int, **kwargs: Any) -> SmtpProvider:
-    return SmtpProvider(
-        host="127.0.0.1", port=port, sender="Herald <herald@example.com>", timeout=5, **kwargs
-    )
+ProviderFactory = Callable[..., SmtpProvider]
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[ProviderFactory]:
+    """Makes providers for a port; their pooled connections are closed after the test."""
+    made: list[SmtpProvider] = []
+
+    def make(port: int, **kwargs: Any) -> SmtpProvider:
+        smtp = SmtpProvider(
+            host="127.0.0.1", port=port, sender="Herald <herald@example.com>", timeout=5, **kwargs
+        )
+        made.append(smtp)
+        return smtp
+
+    yield make
+    for smtp in made:
+        await smtp.aclose()
 
 
 @pytest.fixture
@@ -79,7 +94,9 @@ def smtp_port(recorder: Recorder) -> Iterator[int]:
         yield port
 
 
-async def test_plain_text_email(recorder: Recorder, smtp_port: int) -> None:
+async def test_plain_text_email(
+    recorder: Recorder, smtp_port: int, provider: ProviderFactory
+) -> None:
     message = Message(
         NOTIFICATION_ID, "email", "jane@example.org", subject="Hello", body="Plain body"
     )
@@ -100,7 +117,9 @@ async def test_plain_text_email(recorder: Recorder, smtp_port: int) -> None:
     assert received.get_content().strip() == "Plain body"
 
 
-async def test_html_email_is_multipart_alternative(recorder: Recorder, smtp_port: int) -> None:
+async def test_html_email_is_multipart_alternative(
+    recorder: Recorder, smtp_port: int, provider: ProviderFactory
+) -> None:
     message = Message(
         NOTIFICATION_ID,
         "email",
@@ -123,7 +142,9 @@ async def test_html_email_is_multipart_alternative(recorder: Recorder, smtp_port
     assert parts[1].get_content().strip() == "<p>Total: <b>10 €</b></p>"
 
 
-async def test_html_only_email(recorder: Recorder, smtp_port: int) -> None:
+async def test_html_only_email(
+    recorder: Recorder, smtp_port: int, provider: ProviderFactory
+) -> None:
     message = Message(NOTIFICATION_ID, "email", "jane@example.org", subject="Hi", html="<p>x</p>")
 
     await provider(smtp_port).send(message)
@@ -139,7 +160,7 @@ async def test_html_only_email(recorder: Recorder, smtp_port: int) -> None:
     ],
 )
 async def test_refused_recipient_is_classified_by_code(
-    reply: str, error: type[Exception], code: str
+    reply: str, error: type[Exception], code: str, provider: ProviderFactory
 ) -> None:
     for _, port in start(Recorder(rcpt_reply=reply)):
         message = Message(NOTIFICATION_ID, "email", "jane@example.org", subject="s", body="b")
@@ -148,7 +169,7 @@ async def test_refused_recipient_is_classified_by_code(
         assert str(caught.value).startswith(f"smtp {code}:")
 
 
-async def test_closed_port_is_transient() -> None:
+async def test_closed_port_is_transient(provider: ProviderFactory) -> None:
     message = Message(NOTIFICATION_ID, "email", "jane@example.org", subject="s", body="b")
 
     with pytest.raises(TransientError):
@@ -158,14 +179,16 @@ async def test_closed_port_is_transient() -> None:
 @pytest.mark.parametrize(
     "to", ["jane@example.org, eve@example.org", "jane@example.org\r\nBcc: eve@example.org", ""]
 )
-async def test_bad_recipient_is_permanent_without_connecting(to: str) -> None:
+async def test_bad_recipient_is_permanent_without_connecting(
+    to: str, provider: ProviderFactory
+) -> None:
     message = Message(NOTIFICATION_ID, "email", to, subject="s", body="b")
 
     with pytest.raises(PermanentError):
         await provider(free_port()).send(message)
 
 
-async def test_header_injection_in_subject_is_permanent() -> None:
+async def test_header_injection_in_subject_is_permanent(provider: ProviderFactory) -> None:
     message = Message(
         NOTIFICATION_ID, "email", "jane@example.org", subject="Hi\r\nBcc: eve@example.org", body="b"
     )
@@ -201,7 +224,7 @@ def _self_signed() -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-async def test_starttls_and_auth(tmp_path: Any) -> None:
+async def test_starttls_and_auth(tmp_path: Any, provider: ProviderFactory) -> None:
     cert_pem, key_pem = _self_signed()
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(key_pem)
@@ -225,6 +248,7 @@ async def test_starttls_and_auth(tmp_path: Any) -> None:
             port, username="herald", password="s3cret", starttls=True, tls_context=client_tls
         )
         await secure.send(message)
+        await secure.aclose()  # while the server is up, so the TLS session ends cleanly
 
         wrong = provider(
             port, username="herald", password="wrong", starttls=True, tls_context=client_tls
@@ -238,7 +262,7 @@ async def test_starttls_and_auth(tmp_path: Any) -> None:
     assert recorder.received()["Subject"] == "s"
 
 
-async def test_implicit_tls(tmp_path: Any) -> None:
+async def test_implicit_tls(tmp_path: Any, provider: ProviderFactory) -> None:
     """SMTPS (usually port 465): TLS from the first byte, no STARTTLS."""
     cert_pem, key_pem = _self_signed()
     (tmp_path / "cert.pem").write_bytes(cert_pem)
@@ -250,10 +274,110 @@ async def test_implicit_tls(tmp_path: Any) -> None:
     recorder = Recorder()
     for _, port in start(recorder, ssl_context=server_tls):
         message = Message(NOTIFICATION_ID, "email", "jane@example.org", subject="s", body="b")
-        await provider(port, implicit_tls=True, tls_context=client_tls).send(message)
+        secure = provider(port, implicit_tls=True, tls_context=client_tls)
+        await secure.send(message)
+        await secure.aclose()  # while the server is up, so the TLS session ends cleanly
 
         # A plain-text client gets no SMTP greeting from a TLS port: a transient failure.
         with pytest.raises(TransientError):
             await provider(port).send(message)
 
     assert recorder.received()["Subject"] == "s"
+
+
+class Counting(Recorder):
+    """Counts sessions (EHLO) and QUITs; refuses the first `refuse_first` recipients."""
+
+    def __init__(self, refuse_first: int = 0) -> None:
+        super().__init__()
+        self.sessions = 0
+        self.quits = 0
+        self.refuse_first = refuse_first
+
+    async def handle_EHLO(
+        self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: Any
+    ) -> Any:
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if self.refuse_first > 0:
+            self.refuse_first -= 1
+            return "550 5.1.1 No such user"
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+    async def handle_QUIT(self, server: Any, session: Session, envelope: Envelope) -> Any:
+        self.quits += 1
+        return "221 Bye"
+
+
+def email(n: int) -> Message:
+    return Message(f"{NOTIFICATION_ID[:-2]}{n:02d}", "email", "jane@example.org", "s", "b")
+
+
+async def test_one_connection_carries_message_after_message(provider: ProviderFactory) -> None:
+    counting = Counting()
+    for _, port in start(counting):
+        smtp = provider(port)
+        for n in range(10):
+            await smtp.send(email(n))
+        await smtp.aclose()
+    assert len(counting.envelopes) == 10
+    assert counting.sessions == 1
+    assert counting.quits == 1
+
+
+async def test_concurrent_sends_each_get_a_connection_and_the_pool_keeps_pool_size(
+    provider: ProviderFactory,
+) -> None:
+    counting = Counting()
+    for _, port in start(counting):
+        smtp = provider(port, pool_size=2)
+        await asyncio.gather(*(smtp.send(email(n)) for n in range(5)))
+        assert counting.sessions == 5
+        assert counting.quits == 3  # two kept for the next messages
+        await asyncio.gather(*(smtp.send(email(n)) for n in range(5, 8)))
+        assert counting.sessions == 6  # two reused, one new
+        await smtp.aclose()
+    assert len(counting.envelopes) == 8
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced_unnoticed(
+    provider: ProviderFactory,
+) -> None:
+    counting = Counting()
+    for _, port in start(counting, timeout=0.5):  # the server drops sessions idle for 0.5 s
+        smtp = provider(port)
+        await smtp.send(email(1))
+        await asyncio.sleep(1.5)
+        await smtp.send(email(2))
+        await smtp.aclose()
+    assert len(counting.envelopes) == 2
+    assert counting.sessions == 2
+
+
+async def test_a_connection_that_failed_is_never_reused(provider: ProviderFactory) -> None:
+    counting = Counting(refuse_first=1)
+    for _, port in start(counting):
+        smtp = provider(port)
+        with pytest.raises(PermanentError, match="smtp 550"):
+            await smtp.send(email(1))
+        await smtp.send(email(2))
+        await smtp.aclose()
+    assert len(counting.envelopes) == 1
+    assert counting.sessions == 2
+
+
+async def test_a_connection_is_renewed_after_100_messages(provider: ProviderFactory) -> None:
+    counting = Counting()
+    for _, port in start(counting):
+        smtp = provider(port)
+        for n in range(101):
+            await smtp.send(email(n))
+        await smtp.aclose()
+    assert len(counting.envelopes) == 101
+    assert counting.sessions == 2
+    assert counting.quits == 2

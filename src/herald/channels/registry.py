@@ -41,6 +41,7 @@ def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, 
             starttls=settings.smtp_starttls,
             implicit_tls=settings.smtp_implicit_tls,
             timeout=settings.provider_timeout_seconds,
+            pool_size=settings.concurrency_for("email"),
         )
     if settings.sms_provider == "twilio":
         providers["sms"] = TwilioProvider(
@@ -71,9 +72,17 @@ def build_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, 
 @asynccontextmanager
 async def open_providers(settings: Settings) -> AsyncIterator[dict[str, Provider]]:
     """One provider per channel, as the settings choose; one shared httpx.AsyncClient (limits
-    + timeouts from PROVIDER_TIMEOUT_SECONDS) closed on exit."""
+    + timeouts from PROVIDER_TIMEOUT_SECONDS). On exit, providers with an `aclose` (SMTP's
+    pool) close their connections, then the client closes."""
     client = http_client(settings)
     try:
-        yield build_providers(settings, client)
+        providers = build_providers(settings, client)
+        try:
+            yield providers
+        finally:
+            for provider in providers.values():
+                close = getattr(provider, "aclose", None)  # providers holding connections
+                if close is not None:
+                    await close()
     finally:
         await client.aclose()
