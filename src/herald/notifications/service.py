@@ -19,6 +19,7 @@ from sqlalchemy import Row, and_, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from herald.auth.keys import Principal
+from herald.db.base import Base
 from herald.db.models import Notification, NotificationEvent
 from herald.errors import BadRequest, Conflict, NotFound
 from herald.notifications.schemas import EventOut, NotificationIn, NotificationOut
@@ -84,10 +85,22 @@ async def enqueue_deliveries(jobs: JobQueue, notifications: Sequence[Deliverable
         )
 
 
+# Rows come back as the table's columns, `metadata` named as the ORM attribute, so that
+# `to_out` reads ORM objects and rows alike.
+_NOTIFICATIONS = Base.metadata.tables["notifications"]
+_EVENTS_TABLE = Base.metadata.tables["notification_events"]
+_LISTED = [c.label("metadata_") if c.name == "metadata" else c for c in _NOTIFICATIONS.c]
+_INSERT = insert(_NOTIFICATIONS)
+
+
 async def create_notifications(
     session: AsyncSession, principal: Principal, items: list[NotificationIn], max_attempts: int
-) -> list[Notification]:
-    """Insert the notifications and their first events, each in one statement."""
+) -> list[Row[Any]]:
+    """Insert the notifications and their first events, each in one statement.
+
+    Core inserts, not ORM objects: a submission needs the rows back, not objects tracked by
+    the session, and the ORM's bulk path was a third of a single POST's CPU.
+    """
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for item in items:
@@ -106,7 +119,7 @@ async def create_notifications(
                 "priority": item.priority,
                 "send_at": item.send_at,
                 "reference": item.reference,
-                "metadata_": item.metadata,  # the attribute; `metadata` is the MetaData
+                "metadata": item.metadata,
                 "status": "scheduled" if scheduled else "queued",
                 "attempts": 0,
                 "max_attempts": max_attempts,
@@ -115,16 +128,11 @@ async def create_notifications(
                 "updated_at": now,
             }
         )
-    notifications = list(
-        (
-            await session.scalars(
-                insert(Notification).returning(Notification, sort_by_parameter_order=True),
-                rows,
-            )
-        ).all()
+    created = list(
+        await session.execute(_INSERT.returning(*_LISTED, sort_by_parameter_order=True), rows)
     )
     await session.execute(
-        insert(NotificationEvent),
+        insert(_EVENTS_TABLE),
         [
             {
                 "notification_id": n.id,
@@ -133,13 +141,13 @@ async def create_notifications(
                 "detail": accepted_detail(n),
                 "created_at": now,
             }
-            for n in notifications
+            for n in created
         ],
     )
-    return notifications
+    return created
 
 
-def accepted_detail(notification: Notification) -> str:
+def accepted_detail(notification: Notification | Row[Any]) -> str:
     if notification.status == "scheduled" and notification.send_at is not None:
         return f"accepted; scheduled for {notification.send_at.isoformat()}"
     return "accepted"
@@ -193,10 +201,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadRequest(
             "cursor is not one this API returned", errors=[{"field": "cursor"}]
         ) from None
-
-
-# A listed row is the table's columns, `metadata` named as the ORM attribute (`to_out`).
-_LISTED = [c.label("metadata_") if c.name == "metadata" else c for c in Notification.__table__.c]
 
 
 async def list_notifications(
@@ -270,7 +274,7 @@ async def cancel_notification(
     return await read_notification(await session.connection(), principal, notification_id)
 
 
-def accepted_events(notification: Notification) -> list[EventOut]:
+def accepted_events(notification: Notification | Row[Any]) -> list[EventOut]:
     """The history of a notification just stored: its first event, without reading it back."""
     return [
         EventOut(
