@@ -5,8 +5,10 @@ What we change in arq (see ARCHITECTURE.md section 2):
 - `main()` waits on an `asyncio.Event` between polls instead of sleeping, so a job enqueued
   by this process, or a freed slot, starts work at once; other replicas' jobs are seen
   within `poll_delay`.
-- Picking reads only due jobs that are not already running elsewhere (one Lua call) and
-  never more than there are free slots, so the next poll sees the newest high-priority jobs.
+- Picking reads only due jobs that are not already running elsewhere and never more than
+  there are free slots, so the next poll sees the newest high-priority jobs; and it claims
+  them in the same Lua call (sets their in-progress keys), where arq's `start_jobs` spends
+  four round trips per job (WATCH, EXISTS, ZSCORE, MULTI/EXEC) to do the same atomically.
 - Every job runs through `_instrumented`, which binds log context, records metrics and
   enforces the job timeout itself (so a timeout is a failure, not a "cancellation").
 - `SupervisedWorker` restarts the loop with capped exponential backoff when it raises (arq's
@@ -41,27 +43,32 @@ _ARQ_MAX_TRIES = 1_000_000
 # arq gets a little more time than the job's own timeout, so ours fires first.
 _TIMEOUT_MARGIN_SECONDS = 5.0
 
-_PICK_LUA = """
--- KEYS[1] queue; ARGV: now ms, how many ids to scan at most, how many to return,
--- in-progress prefix. Reads the head of the queue in small pages, skipping jobs some worker
--- already runs, until it has as many free jobs as the caller has free slots.
+_CLAIM_LUA = """
+-- KEYS[1] queue; ARGV: now ms, how many ids to scan at most, how many to claim, in-progress
+-- prefix, in-progress ttl ms. Reads the head of the queue in small pages, skipping jobs some
+-- worker already runs, and claims (sets the in-progress key of) each free due job until it
+-- has as many as the caller has free slots. Returns {id1, score1, id2, score2, ...}.
 local wanted = tonumber(ARGV[3])
 local limit = tonumber(ARGV[2])
 local page = math.max(wanted * 2, 16)
-local free = {}
+local claimed = {}
 local offset = 0
 while offset < limit do
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', offset, page)
-  for _, id in ipairs(ids) do
-    if redis.call('EXISTS', ARGV[4] .. id) == 0 then
-      free[#free + 1] = id
-      if #free >= wanted then return free end
+  local entries = redis.call(
+    'ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, page)
+  for i = 1, #entries, 2 do
+    local key = ARGV[4] .. entries[i]
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('SET', key, '1', 'PX', ARGV[5])
+      claimed[#claimed + 1] = entries[i]
+      claimed[#claimed + 1] = entries[i + 1]
+      if #claimed >= wanted * 2 then return claimed end
     end
   end
-  if #ids < page then return free end
+  if #entries < page * 2 then return claimed end
   offset = offset + page
 end
-return free
+return claimed
 """
 
 
@@ -91,7 +98,7 @@ class HeraldWorker(Worker):
         self.stopping = False
         self.last_iteration = time.monotonic()
         self._scan_limit = scan_limit
-        self._pick = self.pool.register_script(_PICK_LUA)
+        self._claim = self.pool.register_script(_CLAIM_LUA)
 
     async def main(self) -> None:
         """Poll until `stop()`; returning (not cancellation) is the normal way out.
@@ -117,23 +124,33 @@ class HeraldWorker(Worker):
         free = self.max_jobs - self.job_counter
         if self.allow_pick_jobs and free > 0:
             now = int(time.time() * 1000)
-            job_ids = await self._pick(
-                keys=[self.queue_name], args=[now, self._scan_limit, free, in_progress_key_prefix]
+            ttl = int(self.in_progress_timeout_s * 1000)
+            claimed = await self._claim(
+                keys=[self.queue_name],
+                args=[now, self._scan_limit, free, in_progress_key_prefix, ttl],
             )
-            await self.start_jobs(job_ids)
+            await self._run_claimed(list(zip(claimed[::2], claimed[1::2], strict=True)))
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
                 task.result()
         await self.heart_beat()
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        # arq's start_jobs blocks on its semaphore once slots are full, holding on to a stale
-        # list; stopping instead lets the next poll re-read the queue in priority order.
-        for job_id in job_ids:
+    async def _run_claimed(self, claimed: list[tuple[bytes, bytes]]) -> None:
+        """Start the jobs the claim script marked in progress for this worker (arq's
+        `start_jobs` after its claim). Any left over, because the queue was paused or the
+        drain began meanwhile, are handed back at once rather than when their claim expires."""
+        for index, (job_id_b, score) in enumerate(claimed):
             if self.job_counter >= self.max_jobs or not self.allow_pick_jobs:
+                left = [in_progress_key_prefix + j.decode() for j, _ in claimed[index:]]
+                await self.pool.delete(*left)
                 return
-            await super().start_jobs([job_id])
+            await self.sem.acquire()  # free at once: no more were claimed than slots free
+            self.job_counter += 1
+            job_id = job_id_b.decode()
+            task = self.loop.create_task(self.run_job(job_id, int(float(score.decode()))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()

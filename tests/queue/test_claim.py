@@ -1,0 +1,92 @@
+"""The worker's pick-and-claim: one Lua call finds free due jobs and marks them in progress."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis.asyncio as aioredis
+from arq.constants import in_progress_key_prefix
+
+from herald.queue import JobQueue, Priority, registry
+from herald.queue.worker import HeraldWorker, build_worker, create_worker_redis
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[HeraldWorker]:
+    built = build_worker(
+        queue="a",
+        definitions=registry.for_queue("a"),
+        redis=create_worker_redis(REDIS_URL, queue="a", client_name="test-claim"),
+        max_jobs=5,
+        timeout_seconds=5,
+        poll_delay=0.05,
+        resources=None,
+    )
+    yield built
+    await built.close()
+
+
+async def claim(worker: HeraldWorker, free: int) -> list[tuple[bytes, bytes]]:
+    now = int(time.time() * 1000)
+    ttl = int(worker.in_progress_timeout_s * 1000)
+    entries = await worker._claim(
+        keys=[worker.queue_name], args=[now, 1000, free, in_progress_key_prefix, ttl]
+    )
+    return list(zip(entries[::2], entries[1::2], strict=True))
+
+
+async def test_claims_free_due_jobs_in_queue_order_and_marks_them_in_progress(
+    redis: aioredis.Redis, worker: HeraldWorker
+) -> None:
+    jobs = JobQueue(redis, registry)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    await jobs.enqueue("test.record_a", "n", job_id="normal")
+    await jobs.enqueue("test.record_a", "h", job_id="high", priority=Priority.HIGH)
+    await jobs.enqueue("test.record_a", "r", job_id="running")
+    await jobs.enqueue("test.record_a", "d", job_id="deferred", defer_until=later)
+    await redis.set(in_progress_key_prefix + "running", b"1")  # another worker has it
+
+    claimed = await claim(worker, free=5)
+
+    assert [job_id for job_id, _ in claimed] == [b"high", b"normal"]
+    scores = dict(await redis.zrange(worker.queue_name, 0, -1, withscores=True))
+    assert [float(score) for _, score in claimed] == [scores[b"high"], scores[b"normal"]]
+    for job_id in (b"high", b"normal"):
+        ttl = await redis.pttl(in_progress_key_prefix + job_id.decode())
+        assert 0 < ttl <= worker.in_progress_timeout_s * 1000
+    assert await claim(worker, free=5) == []  # both are now in progress: nothing to claim
+
+
+async def test_claims_no_more_than_there_are_free_slots(
+    redis: aioredis.Redis, worker: HeraldWorker
+) -> None:
+    jobs = JobQueue(redis, registry)
+    for n in range(4):
+        await jobs.enqueue("test.record_a", str(n), job_id=f"job-{n}")
+    assert len(await claim(worker, free=3)) == 3
+    assert len(await claim(worker, free=3)) == 1
+
+
+async def test_claimed_jobs_not_started_are_handed_back_at_once(
+    redis: aioredis.Redis, worker: HeraldWorker
+) -> None:
+    jobs = JobQueue(redis, registry)
+    await jobs.enqueue("test.record_a", "x", job_id="x")
+    await jobs.enqueue("test.record_a", "y", job_id="y")
+    claimed = await claim(worker, free=5)
+    worker.allow_pick_jobs = False  # the queue was paused while the claim was on its way
+    await worker._run_claimed(claimed)
+    assert worker.tasks == {}
+    assert not await redis.exists(in_progress_key_prefix + "x", in_progress_key_prefix + "y")
+    assert len(await claim(worker, free=5)) == 2  # free for the next poll, not in 15 s
