@@ -47,3 +47,28 @@ async def test_connections_killed_while_idle_are_replaced_without_an_error() -> 
         )
         assert [r.status_code for r in after] == [200] * 4, [r.text for r in after]
         assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_requests_do_not_wait_for_a_connection_behind_busy_workers() -> None:
+    """A unified process has a pool for the API and one for the workers: with every worker
+    connection taken, a read (which needs a connection) is still answered: with one shared
+    pool it waited DATABASE_TIMEOUT_SECONDS for one and got a 503."""
+    settings = make_settings(database_pool_size=1, database_timeout_seconds=1)
+    key = await new_key("bulkhead")
+    async with running_app(settings) as (app, client):
+        resources = app.state.resources
+        assert resources.worker_engine is not resources.engine
+        held = [await resources.worker_engine.connect() for _ in range(2)]  # pool 1 + overflow 1
+        try:
+            response = await client.get("/v1/notifications", headers=auth(key))
+        finally:
+            for connection in held:
+                await connection.close()
+    assert response.status_code == 200
+
+
+async def test_a_single_role_process_has_one_pool() -> None:
+    for settings in (make_settings(enable_workers=False), make_settings(enable_api=False)):
+        async with running_app(settings) as (app, _):
+            resources = app.state.resources
+            assert resources.worker_engine is resources.engine

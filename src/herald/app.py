@@ -79,6 +79,10 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         engine = create_engine(settings, application_name=label)
         stack.push_async_callback(engine.dispose)
+        worker_engine = engine
+        if settings.enable_api and settings.enable_workers:
+            worker_engine = create_engine(settings, application_name=f"{label}:workers")
+            stack.push_async_callback(worker_engine.dispose)
         redis = Redis.from_url(
             settings.redis_url,
             client_name=label,
@@ -88,10 +92,13 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         )
         stack.push_async_callback(redis.aclose)
         session_maker = create_session_maker(engine)
+        worker_session_maker = create_session_maker(worker_engine)
         resources = Resources(
             settings=settings,
             engine=engine,
             session_maker=session_maker,
+            worker_engine=worker_engine,
+            worker_session_maker=worker_session_maker,
             redis=redis,
             jobs=JobQueue(redis, registry),
             role=role,
@@ -116,7 +123,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
                 resources,
                 client_name=label,
                 redis=redis,
-                session_maker=session_maker,
+                session_maker=worker_session_maker,
                 process=ProcessInfo(
                     instance=instance,
                     host=socket.gethostname(),

@@ -124,7 +124,12 @@ class Settings(BaseSettings):
         "postgresql+asyncpg://postgres@127.0.0.1:5432/herald",
         description="SQLAlchemy URL of the Postgres database (asyncpg driver).",
     )
-    database_pool_size: int = Field(10, ge=1, description="Postgres connections per process.")
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Postgres connections per pool, plus as many overflow (a unified process"
+        " has two pools: the API's and the workers').",
+    )
     database_timeout_seconds: float = Field(
         5.0, gt=0, description="Connect and statement timeout; past it the API answers 503."
     )

@@ -35,8 +35,14 @@ class Resources:
     """What request handlers and jobs share: settings, pools, the job queue, the runtime."""
 
     settings: Settings
+    # The API's pool (and the CLI's, the health checks', the dashboard's).
     engine: AsyncEngine
     session_maker: async_sessionmaker[AsyncSession]
+    # The workers' pool. In a unified process it is a second pool, so that an HTTP request
+    # never waits for a connection behind deliveries (with one shared pool, a saturated
+    # worker set made reads queue for seconds); in a single-role process it is `engine`.
+    worker_engine: AsyncEngine
+    worker_session_maker: async_sessionmaker[AsyncSession]
     redis: Redis
     jobs: JobQueue
     role: str
@@ -50,6 +56,11 @@ class Resources:
 
     @cached_property
     def autocommit_engine(self) -> AsyncEngine:
-        """The same pool, but every statement commits on its own (no BEGIN and COMMIT round
-        trips): for writes that are one statement, such as a delivery's claim and outcome."""
+        """The API's pool, but every statement commits on its own (no BEGIN and COMMIT round
+        trips): for reads that are one statement."""
         return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @cached_property
+    def worker_autocommit_engine(self) -> AsyncEngine:
+        """The workers' pool, statement by statement: a delivery's claim and its outcome."""
+        return self.worker_engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -190,7 +190,7 @@ async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
     limiter = resources.rate_limiter
     slot = await limiter.reserve(channel) if limiter is not None else None
 
-    async with resources.autocommit_engine.connect() as connection:
+    async with resources.worker_autocommit_engine.connect() as connection:
         claimed = await claim(
             connection, notification_id, attempt, lease_seconds(settings, channel), provider.name
         )
@@ -280,7 +280,7 @@ async def _record(
         values = {"error": detail}
 
     async def write() -> Finished | None:
-        async with resources.autocommit_engine.connect() as connection:
+        async with resources.worker_autocommit_engine.connect() as connection:
             return await _finish(connection, claimed, status, detail, **values)
 
     finished = await _with_db_retry(write, deadline)

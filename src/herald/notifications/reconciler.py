@@ -93,7 +93,7 @@ async def _overdue(session: AsyncSession, grace_seconds: float) -> list[Notifica
 async def reconcile_once(resources: Resources) -> dict[str, int] | None:
     """One pass; None when another replica holds the lock. Returns what was recovered."""
     settings = resources.settings
-    async with resources.session_maker() as session, session.begin():
+    async with resources.worker_session_maker() as session, session.begin():
         locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_LOCK_KEY)))
         if not locked:
             return None
