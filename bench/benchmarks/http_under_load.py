@@ -97,9 +97,9 @@ class HttpUnderLoad(ThroughHerald):
             "rate": RATE,
             "duration_s": {"full": 10.0, "quick": 0.6, "tiny": 0.5}[mode],
             "targets": 50 if mode == "tiny" else 200,
-            # Enough for the whole measurement at ~600 deliveries/s, about three times what
-            # this machine does; a run fails if it runs out.
-            "backlog": {"full": 8000, "quick": 1200, "tiny": 600}[mode],
+            # Enough for the start and the whole measurement at ~1 000 deliveries/s, about
+            # three times what this machine does; a run fails if it runs out.
+            "backlog": {"full": 12000, "quick": 3000, "tiny": 2500}[mode],
             "concurrency": CONCURRENCY,
         }
 
