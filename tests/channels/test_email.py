@@ -318,13 +318,19 @@ def email(n: int) -> Message:
     return Message(f"{NOTIFICATION_ID[:-2]}{n:02d}", "email", "jane@example.org", "s", "b")
 
 
-async def test_one_connection_carries_message_after_message(provider: ProviderFactory) -> None:
+async def send_one_after_another(provider: ProviderFactory, count: int) -> Counting:
+    """Send `count` messages in turn through one provider, close it; what the server saw."""
     counting = Counting()
     for _, port in start(counting):
         smtp = provider(port)
-        for n in range(10):
+        for n in range(count):
             await smtp.send(email(n))
         await smtp.aclose()
+    return counting
+
+
+async def test_one_connection_carries_message_after_message(provider: ProviderFactory) -> None:
+    counting = await send_one_after_another(provider, 10)
     assert len(counting.envelopes) == 10
     assert counting.sessions == 1
     assert counting.quits == 1
@@ -372,12 +378,7 @@ async def test_a_connection_that_failed_is_never_reused(provider: ProviderFactor
 
 
 async def test_a_connection_is_renewed_after_100_messages(provider: ProviderFactory) -> None:
-    counting = Counting()
-    for _, port in start(counting):
-        smtp = provider(port)
-        for n in range(101):
-            await smtp.send(email(n))
-        await smtp.aclose()
+    counting = await send_one_after_another(provider, 101)
     assert len(counting.envelopes) == 101
     assert counting.sessions == 2
     assert counting.quits == 2
