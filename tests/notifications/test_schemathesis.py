@@ -9,6 +9,7 @@ real `herald serve`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC
@@ -144,3 +145,101 @@ def test_generated_notifications_are_accepted_or_refused_never_a_500(
 
         accepted_or_refused()
     assert {202, 422} <= outcomes  # the generator reaches both sides of the rules
+
+
+# Hostile JSON: any mix of arrays and objects, nested anywhere from not at all to thousands of
+# levels, wide or narrow, placed where a body, a batch item, `metadata` or `data` goes.
+_leaf = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def _nested_json(draw: st.DrawFn) -> str:
+    depth = draw(st.one_of(st.integers(0, 40), st.integers(0, 20_000)))
+    kinds = draw(st.lists(st.sampled_from("[{"), min_size=1, max_size=4))
+    width = draw(st.integers(1, 3))
+    text = json.dumps(draw(_leaf))
+    for level in range(depth):
+        if kinds[level % len(kinds)] == "[":
+            text = "[" + ", ".join([text] * (width if level < 3 else 1)) + "]"
+        else:
+            text = '{"k": ' + text + "}"
+    return text
+
+
+def _placed(nested: str, where: str, batch: bool) -> str:
+    item = {"channel": "email", "to": "jane@example.com", "subject": "s", "body": "b"}
+    if where == "body":
+        return nested
+    if where in ("metadata", "data"):
+        text = json.dumps(item)[:-1] + f', "{where}": ' + nested + "}"
+    else:  # the item itself
+        text = nested
+    return '{"notifications": [' + text + "]}" if batch else text
+
+
+def test_json_of_any_nesting_and_width_is_refused_with_a_4xx_never_a_500(
+    served: HeraldProcess, key: str
+) -> None:
+    examples = int(os.environ.get("HERALD_SCHEMATHESIS_EXAMPLES", "40")) * 2
+    outcomes: set[int] = set()
+    headers = {**auth(key), "Content-Type": "application/json"}
+    with httpx.Client(base_url=served.url, headers=headers, timeout=10) as client:
+
+        @given(
+            nested=_nested_json(),
+            where=st.sampled_from(["body", "item", "metadata", "data"]),
+            batch=st.booleans(),
+        )
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def never_a_server_error(nested: str, where: str, batch: bool) -> None:
+            path = "/v1/notifications/batch" if batch else "/v1/notifications"
+            response = client.post(path, content=_placed(nested, where, batch))
+            assert response.status_code in (202, 400, 413, 422), response.text
+            outcomes.add(response.status_code)
+            if response.status_code != 202:
+                assert response.json()["errors"], response.text
+
+        never_a_server_error()
+    assert 400 in outcomes
+
+
+def test_nesting_past_the_limit_names_the_field(served: HeraldProcess, key: str) -> None:
+    item = {"channel": "email", "to": "jane@example.com", "subject": "s", "body": "b"}
+    at_limit = {**item, "metadata": _deep(32)}
+    over = {**item, "metadata": _deep(33)}
+    with httpx.Client(base_url=served.url, headers=auth(key), timeout=10) as client:
+        assert client.post("/v1/notifications", json=at_limit).status_code == 202
+        single = client.post("/v1/notifications", json=over)
+        batch = client.post("/v1/notifications/batch", json={"notifications": [item, over]})
+        bare = client.post(
+            "/v1/notifications/batch",
+            content="[" * 100_000 + "]" * 100_000,
+            headers={"Content-Type": "application/json"},
+        )
+    assert single.status_code == 400, single.text
+    assert single.json()["errors"] == [
+        {"field": "metadata", "message": "is nested more than 32 levels deep"}
+    ]
+    assert batch.status_code == 400, batch.text
+    assert batch.json()["errors"][0]["field"] == "notifications[1].metadata"
+    assert bare.status_code == 400, bare.text
+    assert bare.json()["errors"][0]["field"] == "(body)"
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    """A metadata object `levels` containers deep, counting itself."""
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return value

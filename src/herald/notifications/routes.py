@@ -8,7 +8,7 @@ them when Redis is back, so the client still gets its 202.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -23,8 +23,8 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.auth.keys import KeyAuthenticator, Principal
-from herald.errors import ValidationFailed
-from herald.notifications import idempotency
+from herald.errors import BadRequest, ValidationFailed
+from herald.notifications import idempotency, nesting
 from herald.notifications.schemas import (
     BatchIn,
     BatchOut,
@@ -52,7 +52,8 @@ _PROBLEMS = {
         data_container=Problem, description=description, media_type="application/problem+json"
     )
     for status, description in {
-        400: "Malformed JSON, a wrong type or an unknown field.",
+        400: "Malformed JSON, a wrong type, an unknown field, or JSON nested more than "
+        f"{nesting.MAX_DEPTH} levels deep in a field.",
         401: "Missing, unknown or revoked API key.",
         409: "Conflict (see detail).",
         413: "Request body over 1 MiB.",
@@ -78,14 +79,25 @@ async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def require_json(request: Request[Any, Any, Any]) -> None:
-    """Before the body is read: anything but application/json is 415."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise HTTPException(
-            status_code=415,
-            detail=f"Send the body as application/json, not {content_type or 'nothing'}.",
-        )
+def require_json(envelope: int) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """Before the body is decoded: anything but application/json is 415, and JSON nested
+    deeper than the limit is 400 naming the field, found without recursion (a deep body would
+    otherwise overflow the decoder's stack). `envelope`: path steps from the body to a field."""
+
+    async def check(request: Request[Any, Any, Any]) -> None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise HTTPException(
+                status_code=415,
+                detail=f"Send the body as application/json, not {content_type or 'nothing'}.",
+            )
+        path = nesting.too_deep_in_body(await request.body(), envelope)
+        if path is not None:
+            field = nesting.field_name(path, envelope)
+            message = f"is nested more than {nesting.MAX_DEPTH} levels deep"
+            raise BadRequest(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+    return check
 
 
 async def _submit(
@@ -155,7 +167,7 @@ class NotificationController(Controller):
         "/",
         status_code=202,
         summary="Send a notification",
-        before_request=require_json,
+        before_request=require_json(envelope=1),
         responses=_responses(400, 401, 409, 413, 415, 422, 503),
     )
     async def create(
@@ -177,7 +189,7 @@ class NotificationController(Controller):
         "/batch",
         status_code=202,
         summary="Send up to 1000 notifications at once",
-        before_request=require_json,
+        before_request=require_json(envelope=3),
         responses=_responses(400, 401, 409, 413, 415, 422, 503),
     )
     async def create_batch(

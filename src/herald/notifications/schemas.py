@@ -65,7 +65,11 @@ class NotificationIn(msgspec.Struct, forbid_unknown_fields=True):
         str | None, msgspec.Meta(description="Your own id for this notification (≤ 255).")
     ] = None
     metadata: Annotated[
-        dict[str, Any] | None, msgspec.Meta(description="Small JSON object kept with it.")
+        dict[str, Any] | None,
+        msgspec.Meta(
+            description="A JSON object kept with it: at most 4 KiB, nested at most 32 levels "
+            "(deeper is a 400 naming the field)."
+        ),
     ] = None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from herald.notifications import nesting
 from herald.notifications.schemas import NotificationIn
 
 CHANNELS = ("email", "sms", "push", "whatsapp")
@@ -124,6 +125,9 @@ def validate_item(item: NotificationIn, errors: FieldErrors, index: int | None =
     def add(field: str, message: str) -> None:
         errors.add(field, message, index)
 
+    if item.metadata is not None and nesting.depth_exceeds(item.metadata):
+        add("metadata", f"is nested more than {nesting.MAX_DEPTH} levels deep")
+        return
     nul_fields = [name for name in _TEXT_FIELDS if _has_nul(getattr(item, name))]
     if item.template is not None and _has_nul(msgspec.to_builtins(item.template)):
         nul_fields.append("template")
