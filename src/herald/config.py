@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -324,6 +325,19 @@ class Settings(BaseSettings):
 
     def job_timeout_for(self, queue: str) -> float:
         return self.queue_job_timeout.get(queue, self.job_timeout_seconds)
+
+    def secret_values(self) -> list[str]:
+        """Every credential these settings hold: the logs redact each one wherever it appears."""
+        values = [
+            getattr(self, name).get_secret_value()
+            for name, info in type(self).model_fields.items()
+            if info.annotation is SecretStr
+        ]
+        for url in (self.database_url, self.redis_url):
+            password = urlsplit(url).password
+            if password:
+                values.append(password)
+        return [value for value in values if value]
 
 
 class SettingsError(Exception):

@@ -230,3 +230,24 @@ async def test_a_delivery_logs_context_and_masks_addresses_without_content(
         "stand-in-token",
     ):
         assert secret not in raw, f"{secret!r} leaked into the logs"
+
+
+def test_redactor_replaces_every_configured_secret_and_ignores_short_ones() -> None:
+    from herald.logging import REDACTED, SecretRedactor
+
+    redactor = SecretRedactor(["s3cr3t-token", "s3cr3t-token-longer", "abc", ""])
+    line = '{"error": "auth s3cr3t-token-longer failed, then s3cr3t-token", "x": "abc"}'
+    assert redactor.scrub(line) == (
+        f'{{"error": "auth {REDACTED} failed, then {REDACTED}", "x": "abc"}}'
+    )
+
+
+def test_settings_list_their_credentials_for_redaction() -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        twilio_auth_token="tok-123456",
+        whatsapp_access_token="wa-654321",
+        database_url="postgresql+asyncpg://herald:pg-pass-99@127.0.0.1/herald",
+    )
+    assert {"tok-123456", "wa-654321", "pg-pass-99"} <= set(settings.secret_values())

@@ -31,3 +31,10 @@ async def record_a(ctx: JobContext, token: str, sleep_seconds: float = 0) -> Non
 @job(queue="b", name="test.record_b")
 async def record_b(ctx: JobContext, token: str, sleep_seconds: float = 0) -> None:
     await _record(ctx, token, sleep_seconds)
+
+
+@job(queue="a", name="test.crash")
+async def crash(ctx: JobContext, api_key: str, body: str) -> None:
+    """A job that fails with secrets in its local variables (the log-canary tests)."""
+    credentials = {"authorization": f"Bearer {api_key}", "body": body}
+    raise RuntimeError(f"crashed with {len(credentials)} values in hand")

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from herald.channels.base import TransientError
+from herald.channels.base import ProviderResult, TransientError
 
 
 def is_transient_status(status: int) -> bool:
@@ -42,6 +42,23 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def accepted(response: httpx.Response, provider: str, message_id: str | None) -> ProviderResult:
+    """A 2xx: the message is the provider's now, whatever its body says.
+
+    Recorded as sent even when the body is not the documented JSON (an HTML page from a
+    proxy, say) because sending again could deliver it twice; the missing message id is
+    reported as a warning instead. The body itself is never kept: it may echo the message.
+    """
+    if message_id is not None:
+        return ProviderResult(provider_message_id=message_id)
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    return ProviderResult(
+        provider_message_id=None,
+        warning=f"{provider} answered {response.status_code} but its body ({kind}) was not the "
+        "documented JSON: no provider message id",
+    )
 
 
 def snippet(response: httpx.Response, limit: int = 200) -> str:

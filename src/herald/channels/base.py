@@ -27,17 +27,33 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class ProviderResult:
-    """What the provider said about an accepted message: its id there, when it gave one."""
+    """What the provider said about an accepted message: its id there, when it gave one.
+
+    `warning` says what was odd about an acceptance, e.g. a 2xx whose body was not the
+    provider's documented JSON (so there is no message id to record).
+    """
 
     provider_message_id: str | None
+    warning: str | None = None
 
 
 class ProviderError(Exception):
-    """A send failed. `reason` is human-readable and names the provider's code when any."""
+    """A send failed. `reason` is human-readable and names the provider's code when any.
 
-    def __init__(self, reason: str) -> None:
+    `summary` is what the logs may say: the reason without the provider's own words, which
+    can quote the message (an SMTP server echoes the address, an API its request). The full
+    reason is stored with the notification, where only its owner reads it. It defaults to
+    `reason`, for reasons made only of Herald's words.
+    """
+
+    def __init__(self, reason: str, *, summary: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.summary = summary or reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword arguments do not survive Exception's own pickling; the instance dict does.
+        return (type(self), (self.reason,), self.__dict__)
 
 
 class TransientError(ProviderError):
@@ -46,12 +62,11 @@ class TransientError(ProviderError):
     `retry_after` is the delay in seconds the provider asked for (Retry-After), if it did.
     """
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, summary: str | None = None
+    ) -> None:
+        super().__init__(reason, summary=summary)
         self.retry_after = retry_after
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.reason, self.retry_after))
 
 
 class PermanentError(ProviderError):

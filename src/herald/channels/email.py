@@ -98,7 +98,9 @@ class SmtpProvider:
             email["Date"] = formatdate(usegmt=True)
             email["Message-ID"] = self.message_id(message.notification_id)
         except ValueError as exc:  # CR/LF in a header value would let a caller inject headers
-            raise PermanentError(f"smtp: invalid header: {exc}") from exc
+            raise PermanentError(
+                f"smtp: invalid header: {exc}", summary="smtp: invalid header"
+            ) from exc
         if message.body is not None:
             email.set_content(message.body)
             if message.html is not None:
@@ -127,7 +129,10 @@ class SmtpProvider:
         except aiosmtplib.SMTPResponseException as exc:
             raise _classify(exc.code, exc.message) from exc
         except aiosmtplib.SMTPNotSupported as exc:
-            raise PermanentError(f"smtp: not supported by the server: {exc.message}") from exc
+            raise PermanentError(
+                f"smtp: not supported by the server: {exc.message}",
+                summary="smtp: not supported by the server",
+            ) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             detail = str(exc) or "no detail"
             raise TransientError(f"smtp: {type(exc).__name__}: {detail}") from exc
@@ -188,7 +193,8 @@ async def _quit(smtp: aiosmtplib.SMTP) -> None:
 
 def _classify(code: int, text: str) -> TransientError | PermanentError:
     """5xx replies are permanent refusals; 4xx (and anything unexpected) may pass later."""
-    reason = f"smtp {code}: {' '.join(text.split())}"
+    summary = f"smtp {code}"
+    reason = f"{summary}: {' '.join(text.split())}"
     if 500 <= code <= 599:
-        return PermanentError(reason)
-    return TransientError(reason)
+        return PermanentError(reason, summary=summary)
+    return TransientError(reason, summary=summary)

@@ -21,7 +21,14 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from herald.channels._http import is_transient_status, json_object, post, retry_after, snippet
+from herald.channels._http import (
+    accepted,
+    is_transient_status,
+    json_object,
+    post,
+    retry_after,
+    snippet,
+)
 from herald.channels.base import Message, PermanentError, ProviderResult, TransientError
 from herald.config import SettingsError
 
@@ -151,7 +158,7 @@ class FcmProvider:
         )
         if response.is_success:
             name = json_object(response).get("name")
-            return ProviderResult(provider_message_id=name if isinstance(name, str) else None)
+            return accepted(response, "fcm", name if isinstance(name, str) else None)
         raise self._error(response, token)
 
     async def access_token(self) -> str:
@@ -186,10 +193,11 @@ class FcmProvider:
         error = body.get("error")
         label = error if isinstance(error, str) else f"HTTP {response.status_code}"
         detail = body.get("error_description")
-        reason = f"fcm token {label}: {detail if isinstance(detail, str) else snippet(response)}"
+        summary = f"fcm token {label}"
+        reason = f"{summary}: {detail if isinstance(detail, str) else snippet(response)}"
         if is_transient_status(response.status_code):
-            raise TransientError(reason, retry_after=retry_after(response))
-        raise PermanentError(reason)
+            raise TransientError(reason, retry_after=retry_after(response), summary=summary)
+        raise PermanentError(reason, summary=summary)
 
     def _error(self, response: httpx.Response, token: str) -> TransientError | PermanentError:
         error = json_object(response).get("error")
@@ -197,18 +205,18 @@ class FcmProvider:
         status = error.get("status") if isinstance(error.get("status"), str) else None
         code = _fcm_error_code(error) or status
         text = error.get("message")
-        reason = f"fcm {code or f'HTTP {response.status_code}'}: "
-        reason += text if isinstance(text, str) and text else snippet(response)
+        summary = f"fcm {code or f'HTTP {response.status_code}'}"
+        reason = f"{summary}: " + (text if isinstance(text, str) and text else snippet(response))
         if code == "THIRD_PARTY_AUTH_ERROR":  # the APNs/web-push credential, not our token
-            return PermanentError(reason)
+            return PermanentError(reason, summary=summary)
         if response.status_code == 401:
             if self._token == token:  # not one a concurrent send has refreshed meanwhile
                 self._token = None
-            return TransientError(reason)
+            return TransientError(reason, summary=summary)
         transient = code in _TRANSIENT or status in _TRANSIENT
         if transient or is_transient_status(response.status_code):
-            return TransientError(reason, retry_after=retry_after(response))
-        return PermanentError(reason)
+            return TransientError(reason, retry_after=retry_after(response), summary=summary)
+        return PermanentError(reason, summary=summary)
 
 
 def _fcm_error_code(error: dict[str, Any]) -> str | None:

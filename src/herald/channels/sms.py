@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import httpx
 
-from herald.channels._http import is_transient_status, json_object, post, retry_after, snippet
+from herald.channels._http import (
+    accepted,
+    is_transient_status,
+    json_object,
+    post,
+    retry_after,
+    snippet,
+)
 from herald.channels.base import Message, PermanentError, ProviderResult, TransientError
 
 # Twilio's own "too many requests" code; it comes with HTTP 429 but is retryable whatever status.
@@ -57,7 +64,7 @@ class TwilioProvider:
         )
         if response.is_success:
             sid = json_object(response).get("sid")
-            return ProviderResult(provider_message_id=sid if isinstance(sid, str) else None)
+            return accepted(response, "twilio", sid if isinstance(sid, str) else None)
         raise _error(response)
 
 
@@ -66,9 +73,11 @@ def _error(response: httpx.Response) -> TransientError | PermanentError:
     code = body.get("code")
     text = body.get("message")
     if code is not None and isinstance(text, str):
-        reason = f"twilio {code}: {text}"
+        summary = f"twilio {code}"
+        reason = f"{summary}: {text}"
     else:
-        reason = f"twilio HTTP {response.status_code}: {snippet(response)}"
+        summary = f"twilio HTTP {response.status_code}"
+        reason = f"{summary}: {snippet(response)}"
     if code in _TRANSIENT_CODES or is_transient_status(response.status_code):
-        return TransientError(reason, retry_after=retry_after(response))
-    return PermanentError(reason)
+        return TransientError(reason, retry_after=retry_after(response), summary=summary)
+    return PermanentError(reason, summary=summary)

@@ -12,7 +12,14 @@ from typing import Any
 
 import httpx
 
-from herald.channels._http import is_transient_status, json_object, post, retry_after, snippet
+from herald.channels._http import (
+    accepted,
+    is_transient_status,
+    json_object,
+    post,
+    retry_after,
+    snippet,
+)
 from herald.channels.base import Message, PermanentError, ProviderResult, TransientError
 
 # Throttling (4, 80007, 130429, 131048, 131056) and temporary trouble on Meta's side
@@ -61,7 +68,7 @@ class WhatsAppCloudProvider:
             self.client, "whatsapp", self.url, json=self.payload(message), headers=self._headers
         )
         if response.is_success:
-            return ProviderResult(provider_message_id=_message_id(json_object(response)))
+            return accepted(response, "whatsapp", _message_id(json_object(response)))
         raise _error(response)
 
 
@@ -100,11 +107,10 @@ def _error(response: httpx.Response) -> TransientError | PermanentError:
         detail = f"{text} ({details})" if isinstance(details, str) and details else text
     else:
         detail = snippet(response)
-    reason = f"whatsapp {code if code is not None else f'HTTP {response.status_code}'}: {detail}"
-    if code in TRANSIENT_CODES:
-        return TransientError(reason, retry_after=retry_after(response))
-    if code in PERMANENT_CODES:
-        return PermanentError(reason)
-    if is_transient_status(response.status_code):
-        return TransientError(reason, retry_after=retry_after(response))
-    return PermanentError(reason)
+    summary = f"whatsapp {code if code is not None else f'HTTP {response.status_code}'}"
+    reason = f"{summary}: {detail}"
+    if code in TRANSIENT_CODES or (
+        code not in PERMANENT_CODES and is_transient_status(response.status_code)
+    ):
+        return TransientError(reason, retry_after=retry_after(response), summary=summary)
+    return PermanentError(reason, summary=summary)

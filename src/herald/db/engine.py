@@ -32,6 +32,9 @@ def create_engine(settings: Settings, *, application_name: str) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_timeout=timeout,
+        # Errors quote the statement; never its parameters (addresses, bodies, key hashes),
+        # because error messages are logged.
+        hide_parameters=True,
         connect_args={
             "timeout": timeout,
             "command_timeout": timeout * 2,

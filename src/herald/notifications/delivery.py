@@ -251,11 +251,21 @@ async def _record(
 ) -> None:
     settings = resources.settings
     masked = mask_address(claimed.message.to)
+    # What the log says: never the provider's own words (they can quote the message).
+    logged: dict[str, Any] = {}
     if result is not None:
         outcome = "sent"
         detail = f"{provider} accepted it" + (
             f" as {result.provider_message_id}" if result.provider_message_id else ""
         )
+        if result.warning is not None:
+            detail += f"; warning: {result.warning}"
+            log.warning(
+                "provider.unexpected_response",
+                channel=claimed.channel,
+                provider=provider,
+                detail=result.warning,
+            )
         status = "sent"
         values: dict[str, Any] = {
             "provider_message_id": result.provider_message_id,
@@ -265,6 +275,7 @@ async def _record(
         outcome = status = "retrying"
         delay = backoff_seconds(settings, claimed.attempt, error.retry_after)
         detail = f"attempt {claimed.attempt} failed: {error.reason}; retrying in {delay:.2f}s"
+        logged = {"error": error.summary, "retry_in_seconds": round(delay, 2)}
         values = {
             "next_attempt_at": datetime.now(UTC) + timedelta(seconds=delay),
             "error": error.reason,
@@ -272,11 +283,12 @@ async def _record(
     else:
         assert error is not None
         outcome = status = "failed"
-        detail = (
-            error.reason
-            if isinstance(error, PermanentError)
-            else f"gave up after {claimed.attempt} attempts: {error.reason}"
-        )
+        if isinstance(error, PermanentError):
+            detail = error.reason
+            logged = {"error": error.summary}
+        else:
+            detail = f"gave up after {claimed.attempt} attempts: {error.reason}"
+            logged = {"error": f"gave up after {claimed.attempt} attempts: {error.summary}"}
         values = {"error": detail}
 
     async def write() -> Finished | None:
@@ -296,7 +308,8 @@ async def _record(
         channel=claimed.channel,
         provider=provider,
         to=masked,
-        detail=detail,
+        attempt=claimed.attempt,
+        **logged,
     )
     if outcome == "retrying":
         await enqueue_deliveries(resources.jobs, [finished])
