@@ -127,11 +127,11 @@ async def insert_notifications(
     import msgspec
     from redis.asyncio import Redis
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    from sqlalchemy.ext.asyncio import create_async_engine
 
-    from herald.auth.keys import Principal
-    from herald.notifications.schemas import NotificationIn
-    from herald.notifications.service import create_notifications, delivery_job
+    from herald.notifications.model import NotificationInput
+    from herald.notifications.transitions import accept
+    from herald.notifications.unit_of_work import delivery_job
     from herald.queue import JobQueue, load_jobs
 
     engine = create_async_engine(DATABASE_URL)
@@ -139,21 +139,22 @@ async def insert_notifications(
     jobs = JobQueue(redis, load_jobs())
     ids: list[str] = []
     try:
-        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-            row = (await session.execute(text("SELECT id, name FROM api_keys LIMIT 1"))).one()
-            principal = Principal(row.id, row.name)
+        async with engine.connect() as connection:
+            owner = (await connection.execute(text("SELECT id FROM api_keys LIMIT 1"))).one().id
+            await connection.commit()
             for start in range(0, len(items), chunk):
                 parsed = [
-                    msgspec.convert(item, NotificationIn) for item in items[start : start + chunk]
+                    msgspec.convert(item, NotificationInput)
+                    for item in items[start : start + chunk]
                 ]
-                created = await create_notifications(session, principal, parsed, 5)
-                await session.commit()
+                created, _ = await accept(connection, owner, parsed, 5)
+                await connection.commit()
                 ids += [str(n.id) for n in created]
                 if enqueue:
                     await jobs.enqueue_many([delivery_job(n) for n in created])
             if sent:
-                await session.execute(text(_MARK_SENT), {"ids": ids})
-                await session.commit()
+                await connection.execute(text(_MARK_SENT), {"ids": ids})
+                await connection.commit()
     finally:
         await redis.aclose()
         await engine.dispose()

@@ -33,3 +33,49 @@ def test_linters_pass(command: list[str]) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _modules() -> list[str]:
+    src = ROOT / "src"
+    return sorted(
+        ".".join(path.relative_to(src).with_suffix("").parts).removesuffix(".__init__")
+        for path in (src / "herald").rglob("*.py")
+        if "migrations" not in path.parts and path.name != "__main__.py"
+    )
+
+
+# Imported once before forking, so each child pays only for Herald's own modules.
+_THIRD_PARTY = (
+    "litestar sqlalchemy.ext.asyncio redis.asyncio arq msgspec structlog pydantic_settings"
+)
+_IMPORT_EACH = f"""
+import importlib, os, sys
+for name in {_THIRD_PARTY.split()!r}:
+    importlib.import_module(name)
+bad = []
+for module in sys.argv[1:]:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            importlib.import_module(module)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    if os.waitpid(pid, 0)[1] != 0:
+        bad.append(module)
+print(" ".join(bad))
+"""
+
+
+def test_every_module_imports_on_its_own() -> None:
+    # Each in a fresh process that has imported no Herald module: an import cycle only shows
+    # when one of its modules is imported first (`python -c "import herald.auth.cli"`).
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_EACH, *_modules()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [], result.stdout + result.stderr

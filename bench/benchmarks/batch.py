@@ -150,7 +150,7 @@ async def _timed(
 async def _herald(jobs: list[tuple[str, int]], in_flight: int) -> float:
     from redis.asyncio import Redis
 
-    from herald.notifications.service import deliver_job_id, deliver_job_name
+    from herald.notifications.unit_of_work import deliver_job_id, deliver_job_name
     from herald.queue import JobQueue, JobRequest, load_jobs
 
     redis = Redis.from_url(REDIS_URL)

@@ -23,15 +23,18 @@ from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
 from herald import __version__, metrics
+from herald.api.rest.health import route_handlers as health_routes
+from herald.api.rest.metrics import route_handlers as metrics_routes
+from herald.api.rest.problems import exception_handlers, problem_details_plugin
 from herald.auth.keys import KeyAuthenticator
 from herald.channels import open_providers
 from herald.channels.push import ServiceAccount
 from herald.config import Settings, SettingsError
 from herald.db.engine import create_engine, create_session_maker
-from herald.errors import exception_handlers
-from herald.health import route_handlers as health_routes
 from herald.logging import configure_logging
+from herald.notifications.events import EventFeed
 from herald.notifications.ratelimit import RateLimiter
+from herald.notifications.use_cases import NotificationUseCases
 from herald.queue import JobQueue, JobRegistry, WorkerRuntime, load_jobs, select_queues
 from herald.queue.control import ProcessInfo
 from herald.queue.stats import QueueStats
@@ -93,6 +96,10 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         stack.push_async_callback(redis.aclose)
         session_maker = create_session_maker(engine)
         worker_session_maker = create_session_maker(worker_engine)
+        jobs = JobQueue(redis, registry)
+        feed = EventFeed(redis)
+        feed.start()
+        stack.push_async_callback(feed.stop)
         resources = Resources(
             settings=settings,
             engine=engine,
@@ -100,10 +107,12 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             worker_engine=worker_engine,
             worker_session_maker=worker_session_maker,
             redis=redis,
-            jobs=JobQueue(redis, registry),
+            jobs=jobs,
             role=role,
             instance=instance,
             authenticator=KeyAuthenticator(session_maker),
+            feed=feed,
+            use_cases=NotificationUseCases(settings, engine, session_maker, jobs, feed),
         )
         app.state.resources = resources
         app.state.authenticator = resources.authenticator
@@ -170,13 +179,14 @@ def create_app(settings: Settings) -> Litestar:
             except SettingsError as exc:
                 raise ValueError(str(exc)) from exc
 
-    routes: list[Any] = [*health_routes]
+    routes: list[Any] = [*health_routes, *metrics_routes]
     if settings.enable_api:
         routes.append(Router(path="/", route_handlers=api_routers(settings)))
     app = Litestar(
         route_handlers=routes,
         lifespan=[_lifespan],
         exception_handlers=exception_handlers,
+        plugins=[problem_details_plugin()],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Herald",

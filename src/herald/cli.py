@@ -48,7 +48,30 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True) if "://" in url else url
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _HeraldCommands(click.Group):
+    """`herald`'s group: the features' commands (`keys`, `dashboard`, ...) join it when it is
+    first asked for its commands, not at import, so a command module may import this one."""
+
+    _mounted = False
+
+    def _mount_features(self) -> None:
+        if not self._mounted:
+            from herald.features import cli_commands
+
+            self._mounted = True
+            for command in cli_commands():
+                self.add_command(command)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._mount_features()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._mount_features()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_HeraldCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="herald")
 def cli() -> None:
     """Herald: send email, SMS, push and WhatsApp notifications, and deliver them.
@@ -149,16 +172,6 @@ def check() -> None:
     settings = settings_or_exit()
     ok = run(lambda: run_checks(settings, click.echo))
     sys.exit(0 if ok else 1)
-
-
-def _mount_feature_commands() -> None:
-    from herald.features import cli_commands
-
-    for command in cli_commands():
-        cli.add_command(command)
-
-
-_mount_feature_commands()
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ WorkerExtension = Callable[[WorkerRuntime, Resources], None]
 
 def api_routers(settings: Settings) -> list[Any]:
     """Route handlers mounted when `ENABLE_API` is true."""
+    from herald.api.rest.notifications import NotificationController
     from herald.dashboard import dashboard_routers
-    from herald.notifications.routes import NotificationController
 
     # The dashboard mounts only when DASHBOARD_USERNAME is set (it logs a warning otherwise).
     return [NotificationController, *dashboard_routers(settings)]

@@ -102,6 +102,14 @@ reconciler_recovered = Counter(
     "(lost: due but not in Redis; lease_expired: its worker died; scheduled: time has come).",
     ["reason"],
 )
+status_events_published = Counter(
+    "herald_status_events_published",
+    "Status events published on the event feed (Redis pub/sub) by this process.",
+)
+status_events_dropped = Counter(
+    "herald_status_events_dropped",
+    "Status events not published (Redis away, or the buffer full); the events table has them.",
+)
 rate_limit_waits = Counter(
     "herald_rate_limit_waits",
     "Deliveries that waited for a send slot, or were deferred, under the channel's rate limit.",

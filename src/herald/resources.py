@@ -17,7 +17,10 @@ from herald.queue import JobQueue, WorkerRuntime
 if TYPE_CHECKING:
     from herald.auth.keys import KeyAuthenticator
     from herald.channels import Provider
+    from herald.notifications.events import EventFeed
     from herald.notifications.ratelimit import RateLimiter
+    from herald.notifications.unit_of_work import UnitOfWork
+    from herald.notifications.use_cases import NotificationUseCases
 
 
 def process_role(settings: Settings) -> str:
@@ -48,6 +51,9 @@ class Resources:
     role: str
     instance: str
     authenticator: KeyAuthenticator
+    feed: EventFeed
+    # The operations every interface calls (over the API's pool).
+    use_cases: NotificationUseCases
     # One provider per channel (worker role only; empty in an API-only process).
     providers: dict[str, Provider] = field(default_factory=dict)
     rate_limiter: RateLimiter | None = None
@@ -64,3 +70,9 @@ class Resources:
     def worker_autocommit_engine(self) -> AsyncEngine:
         """The workers' pool, statement by statement: a delivery's claim and its outcome."""
         return self.worker_engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def worker_unit_of_work(self, *, transactional: bool = False) -> UnitOfWork:
+        """A unit of work on the workers' pool: statement by statement (a delivery), or one
+        transaction (the reconciler)."""
+        engine = self.worker_engine if transactional else self.worker_autocommit_engine
+        return self.use_cases.unit_of_work(engine)

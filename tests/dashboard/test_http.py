@@ -26,10 +26,9 @@ from tests.dashboard.conftest import (
 )
 
 from herald.app import create_app
-from herald.dashboard.service import retry_failed_in_queue
 from herald.dashboard.state import Dashboard
-from herald.db.engine import create_session_maker
 from herald.logging import mask_address
+from herald.notifications.transitions import retry_failed_in_queue
 
 QUEUE_SECTION = re.compile(r'<section class="card queue" id="queue-(\w+)".*?</section>', re.S)
 COUNT = re.compile(r'data-count="(\w+)"><a [^>]*>(\d+)</a>')
@@ -500,8 +499,8 @@ async def test_retry_all_failed_shows_the_count_then_retries_them(
 async def test_retry_all_is_bounded(signed_in: httpx.AsyncClient, rows: Rows) -> None:
     for _ in range(5):
         await rows.failed("push")
-    async with create_session_maker(rows.engine)() as session, session.begin():
-        retried = await retry_failed_in_queue(session, "push", user="t", budget=5, limit=3)
+    async with rows.engine.begin() as connection:
+        retried = await retry_failed_in_queue(connection, "push", 3, 5, "retried by t")
     assert len(retried) == 3
     assert (await rows.fetch("SELECT count(*) FROM notifications WHERE status = 'failed'"))[0][
         0

@@ -92,7 +92,7 @@ async def test_spent_budget_fails_and_retry_after_is_honoured(
 async def test_a_duplicate_job_for_the_same_attempt_sends_once(
     standin: TwilioStandIn, api_key: str
 ) -> None:
-    from herald.notifications.service import deliver_job_name
+    from herald.notifications.unit_of_work import deliver_job_name
     from herald.queue import JobRequest
 
     standin.delay = 0.3

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.db.models import ApiKey
-from herald.errors import Conflict, NotFound, Unauthorized
+from herald.errors import Conflict, NotFound, Unauthenticated
 
 KEY_PREFIX = "hk_"
 # A revoked key keeps working in a process for at most this long (the lookup cache).
@@ -35,10 +35,21 @@ def hash_key(key: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The API key a request authenticated with."""
+    """Who calls a use case: an API key (which sees and acts on its own notifications only),
+    or an operator signed in to the dashboard (`operator=True`, every notification)."""
 
     id: uuid.UUID
     name: str
+    operator: bool = False
+
+    @classmethod
+    def for_operator(cls, user: str) -> Principal:
+        return cls(uuid.UUID(int=0), user, operator=True)
+
+    @property
+    def owner(self) -> uuid.UUID | None:
+        """The API key whose notifications this principal may touch; None for all of them."""
+        return None if self.operator else self.id
 
 
 async def create_key(session: AsyncSession, name: str) -> str:
@@ -76,10 +87,10 @@ class KeyAuthenticator:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
-            raise Unauthorized("Send your API key as `Authorization: Bearer <key>`.")
+            raise Unauthenticated("Send your API key as `Authorization: Bearer <key>`.")
         scheme, _, key = authorization.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise Unauthorized("The Authorization header must be `Bearer <key>`.")
+            raise Unauthenticated("The Authorization header must be `Bearer <key>`.")
         digest = hash_key(key.strip())
         now = time.monotonic()
         cached = self._cache.get(digest)
@@ -99,5 +110,5 @@ class KeyAuthenticator:
                 self._cache.clear()
             self._cache[digest] = (principal, now + CACHE_SECONDS)
         if principal is None:
-            raise Unauthorized("This API key is unknown or has been revoked.")
+            raise Unauthenticated("This API key is unknown or has been revoked.")
         return principal

@@ -13,10 +13,9 @@ from herald.channels.base import (
     ProviderResult,
     TransientError,
 )
-from herald.channels.registry import CHANNELS, open_providers
+from herald.channels.registry import open_providers
 
 __all__ = [
-    "CHANNELS",
     "Message",
     "PermanentError",
     "Provider",

@@ -15,8 +15,7 @@ from herald.channels.push import FcmProvider, ServiceAccount
 from herald.channels.sms import TwilioProvider
 from herald.channels.whatsapp import WhatsAppCloudProvider
 from herald.config import Settings
-
-CHANNELS = ("email", "sms", "push", "whatsapp")
+from herald.vocabulary import CHANNELS
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:

@@ -8,7 +8,6 @@ is set. See `auth` for sign-in, sessions and CSRF, `overview` for the shared ove
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from litestar import Request, Response, Router
 from litestar.exceptions import HTTPException
 from litestar.static_files import create_static_files_router
 
+from herald.api.rest.problems import from_any
 from herald.config import Settings
 from herald.dashboard import actions, pages
 from herald.dashboard.auth import (
@@ -31,7 +31,7 @@ from herald.dashboard.auth import (
 )
 from herald.dashboard.rendering import SECURITY_HEADERS
 from herald.dashboard.state import Dashboard
-from herald.errors import HeraldError, handle_exception
+from herald.errors import HeraldError
 
 log = structlog.get_logger()
 
@@ -39,20 +39,10 @@ STATIC = Path(__file__).parent / "static"
 
 
 def handle_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Errors on dashboard routes as an HTML page; outages and bugs are classified (and
-    logged) by the API's handler first."""
-    status: int
-    if isinstance(exc, HeraldError):
-        status, title, detail = exc.status_code, exc.title, exc.detail
-    elif isinstance(exc, HTTPException):
-        status = exc.status_code
-        title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-        detail = exc.detail or title
-    else:
-        problem = handle_exception(request, exc)
-        status = problem.status_code or 500
-        body: dict[str, Any] = problem.content
-        title, detail = str(body["title"]), str(body["detail"])
+    """Errors on dashboard routes as an HTML page, with the status and wording the API's
+    problem details would have (outages and bugs are classified and logged there)."""
+    problem = from_any(exc)
+    status, title, detail = problem.status_code, problem.title or "Error", problem.detail
     dashboard = dashboard_of(request)
     session = getattr(request.state, "dashboard_session", None)
     return dashboard.renderer.response(
@@ -89,7 +79,13 @@ def dashboard_routers(settings: Settings) -> list[Router]:
         path=dashboard.base,
         route_handlers=[login_page, login, logout, *pages.route_handlers, *actions.route_handlers],
         guards=[require_session, require_csrf],
-        exception_handlers={NotSignedIn: handle_not_signed_in, Exception: handle_error},
+        # Every type the app maps (its problem details) is mapped here too, to HTML.
+        exception_handlers={
+            NotSignedIn: handle_not_signed_in,
+            HeraldError: handle_error,
+            HTTPException: handle_error,
+            Exception: handle_error,
+        },
         after_request=_security_headers,
         opt={"dashboard": dashboard},
         include_in_schema=False,

@@ -16,7 +16,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald.dashboard.service import QUEUES, QueueCounts, queue_counts, throughput
+from herald.dashboard.queries import QUEUES, QueueCounts, queue_counts, throughput
 from herald.queue.control import ProcessInfo, live_processes, paused_queues
 
 log = structlog.get_logger()

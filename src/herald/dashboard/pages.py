@@ -15,10 +15,8 @@ from litestar.params import FromPath, QueryParameter
 
 from herald.dashboard.auth import current_session, dashboard_of
 from herald.dashboard.overview import Overview, load_overview
-from herald.dashboard.service import (
-    DELETE_LIMIT,
+from herald.dashboard.queries import (
     QUEUES,
-    RETRY_ALL_LIMIT,
     count_failed,
     count_history,
     get_notification,
@@ -26,12 +24,13 @@ from herald.dashboard.service import (
     list_notifications,
 )
 from herald.dashboard.state import Dashboard
-from herald.errors import BadRequest, NotFound
-from herald.notifications.service import CANCELLABLE
+from herald.errors import InvalidInput, NotFound
+from herald.notifications.use_cases import DELETE_LIMIT, RETRY_ALL_LIMIT
 from herald.resources import Resources
+from herald.vocabulary import CANCELLABLE, STATUSES
 
 QUEUE_PATTERN = "^(" + "|".join(QUEUES) + ")$"
-STATUS_PATTERN = "^(scheduled|queued|sending|retrying|sent|delivered|failed|cancelled)$"
+STATUS_PATTERN = "^(" + "|".join(STATUSES) + ")$"
 PAGE_SIZE = 50
 
 Queue = Annotated[str | None, QueryParameter(pattern=QUEUE_PATTERN)]
@@ -120,7 +119,7 @@ async def _list(
     dashboard = dashboard_of(request)
     search = (search or "").strip() or None
     if search and "\x00" in search:
-        raise BadRequest("The search contains a NUL character; no notification can match it.")
+        raise InvalidInput("The search contains a NUL character; no notification can match it.")
     async with resources_of(request).session_maker() as session:
         page = await list_notifications(
             session, queue=queue, status=status, search=search, cursor=cursor, limit=PAGE_SIZE

@@ -16,3 +16,9 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def sql_in(column: str, values: tuple[str, ...]) -> str:
+    """`column IN ('a', 'b')` for a vocabulary of constants (never for input)."""
+    quoted = ", ".join("'" + value + "'" for value in values)
+    return f"{column} IN ({quoted})"

@@ -24,27 +24,11 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from herald.db.base import Base
-
-STATUSES = (
-    "scheduled",
-    "queued",
-    "sending",
-    "retrying",
-    "sent",
-    "delivered",
-    "failed",
-    "cancelled",
-)
-CHANNELS = ("email", "sms", "push", "whatsapp")
-PRIORITIES = ("high", "normal", "low")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+from herald.db.base import Base, sql_in
+from herald.vocabulary import CHANNELS, FINISHED, PRIORITIES, STATUSES, WAITING, Status
 
 
 class ApiKey(Base):
@@ -61,9 +45,9 @@ class ApiKey(Base):
 class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
-        CheckConstraint(_in("status", STATUSES), name="status"),
-        CheckConstraint(_in("channel", CHANNELS), name="channel"),
-        CheckConstraint(_in("priority", PRIORITIES), name="priority"),
+        CheckConstraint(sql_in("status", STATUSES), name="status"),
+        CheckConstraint(sql_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(sql_in("priority", PRIORITIES), name="priority"),
         Index(
             "ix_notifications_key_created", "api_key_id", text("created_at DESC"), text("id DESC")
         ),
@@ -73,19 +57,19 @@ class Notification(Base):
         Index(
             "ix_notifications_due",
             "next_attempt_at",
-            postgresql_where=text("status IN ('scheduled', 'queued', 'retrying')"),
+            postgresql_where=text(sql_in("status", WAITING)),
         ),
         Index(
             "ix_notifications_lease",
             "lease_expires_at",
-            postgresql_where=text("status = 'sending'"),
+            postgresql_where=text(f"status = '{Status.SENDING}'"),
         ),
         Index("ix_notifications_status_created", "channel", "status", text("created_at DESC")),
         # The dashboard's last-hour chart and its clean-up of old history (migration 0003).
         Index(
             "ix_notifications_finished",
             "updated_at",
-            postgresql_where=text("status IN ('sent', 'delivered', 'failed', 'cancelled')"),
+            postgresql_where=text(sql_in("status", FINISHED)),
         ),
     )
 
@@ -114,6 +98,8 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How many events the notification has: the `sequence` of its latest (migration 0004).
+    event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     events: Mapped[list[NotificationEvent]] = relationship(
         lazy="raise", order_by="NotificationEvent.id", back_populates="notification"
@@ -133,21 +119,27 @@ class NotificationEvent(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[str | None] = mapped_column(Text)
+    # 1, 2, 3... per notification, so a live subscriber can tell it missed one.
+    sequence: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     notification: Mapped[Notification] = relationship(lazy="raise", back_populates="events")
 
 
 class IdempotencyRecord(Base):
-    """A client's `Idempotency-Key`, scoped to its API key, kept for 24 hours."""
+    """A client's `Idempotency-Key` for one operation, scoped to its API key, kept 24 hours:
+    the fingerprint of the request and the ids of the notifications it created."""
 
     __tablename__ = "idempotency_keys"
 
     api_key_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
     )
+    operation: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    result_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    # Written by releases before 0004 (the REST response itself); unused, dropped later.
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

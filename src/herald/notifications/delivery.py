@@ -1,5 +1,9 @@
 """Delivering one attempt of one notification: claim, send, record.
 
+Status changes go through `transitions` (the claim and the outcome are one statement each,
+with their event row) inside a unit of work over an autocommit connection, which publishes
+the events and enqueues a retry's next attempt once the statement is durable.
+
 The claim is one conditional UPDATE (`scheduled|queued|retrying -> sending`, attempts + 1, a
 lease until now + the job timeout + a margin) that only the job for exactly this attempt can
 win; a duplicate job (arq is at-least-once), a cancelled or finished notification, or a job
@@ -23,65 +27,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald import metrics
 from herald.channels import Message, PermanentError, Provider, ProviderResult, TransientError
 from herald.config import Settings
 from herald.errors import is_outage
 from herald.logging import mask_address
-from herald.notifications.service import enqueue_deliveries
+from herald.notifications import transitions
+from herald.notifications.unit_of_work import UnitOfWork
 from herald.queue import JobContext
 from herald.resources import Resources
 
 log = structlog.get_logger()
 
 T = TypeVar("T")
-
-# Each write below is one statement: the row's status change and its event row go in together
-# (a data-modifying CTE), run outside an explicit transaction, so a claim or an outcome costs
-# one round trip to Postgres instead of five (BEGIN, UPDATE, INSERT, COMMIT and the flush).
-
-# A job may run up to 5 s before its row's due time (clock skew between hosts).
-_CLAIM = text(
-    """
-    WITH claimed AS (
-        UPDATE notifications
-           SET status = 'sending', attempts = attempts + 1, updated_at = now(),
-               lease_expires_at = now() + make_interval(secs => :lease), provider = :provider
-         WHERE id = :id AND attempts = :attempt - 1
-           AND status IN ('scheduled', 'queued', 'retrying')
-           AND (next_attempt_at IS NULL OR next_attempt_at <= now() + interval '5 seconds')
-        RETURNING id, channel, recipient, subject, body, html, data, template, attempts,
-                  max_attempts, priority
-    ), event AS (
-        INSERT INTO notification_events (notification_id, status, attempt, detail, created_at)
-        SELECT id, 'sending', attempts,
-               'attempt ' || attempts || ' of ' || max_attempts || ' via ' || :provider, now()
-          FROM claimed
-    )
-    SELECT * FROM claimed
-    """
-)
-
-# Only while this attempt still holds the row: `sending`, with its attempt number.
-_FINISH = text(
-    """
-    WITH finished AS (
-        UPDATE notifications
-           SET status = :status, updated_at = now(), lease_expires_at = NULL,
-               next_attempt_at = :next_attempt_at, error = :error,
-               provider_message_id = :provider_message_id, sent_at = :sent_at
-         WHERE id = :id AND status = 'sending' AND attempts = :attempt
-        RETURNING id, channel, priority, attempts, next_attempt_at
-    ), event AS (
-        INSERT INTO notification_events (notification_id, status, attempt, detail, created_at)
-        SELECT id, :status, :attempt, :detail, now() FROM finished
-    )
-    SELECT * FROM finished
-    """
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,28 +69,15 @@ def lease_seconds(settings: Settings, channel: str) -> float:
     return settings.job_timeout_for(channel) + settings.lease_margin_seconds
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """What the next attempt's job needs (the fields `delivery_job` reads)."""
-
-    id: uuid.UUID
-    channel: str
-    priority: str
-    attempts: int
-    next_attempt_at: datetime | None
-
-
 async def claim(
-    connection: AsyncConnection, notification_id: str, attempt: int, lease: float, provider: str
+    uow: UnitOfWork, notification_id: str, attempt: int, lease: float, provider: str
 ) -> Claimed | None:
-    row = (
-        await connection.execute(
-            _CLAIM,
-            {"id": notification_id, "attempt": attempt, "lease": lease, "provider": provider},
-        )
-    ).first()
-    if row is None:
+    """Claim exactly this attempt (see `transitions.claim`); None if it is not claimable."""
+    claimed = await transitions.claim(uow.connection, notification_id, attempt, lease, provider)
+    if claimed is None:
         return None
+    row, moved = claimed
+    uow.publish([moved.event])
     message = Message(
         notification_id=str(row.id),
         channel=row.channel,
@@ -143,38 +89,6 @@ async def claim(
         template=row.template,
     )
     return Claimed(row.id, row.channel, message, row.attempts, row.max_attempts, row.priority)
-
-
-async def _finish(
-    connection: AsyncConnection,
-    claimed: Claimed,
-    status: str,
-    detail: str,
-    *,
-    next_attempt_at: datetime | None = None,
-    error: str | None = None,
-    provider_message_id: str | None = None,
-    sent_at: datetime | None = None,
-) -> Finished | None:
-    """Move the row out of `sending` if this attempt still holds it; None if it lost it."""
-    row = (
-        await connection.execute(
-            _FINISH,
-            {
-                "id": claimed.id,
-                "attempt": claimed.attempt,
-                "status": status,
-                "detail": detail,
-                "next_attempt_at": next_attempt_at,
-                "error": error,
-                "provider_message_id": provider_message_id,
-                "sent_at": sent_at,
-            },
-        )
-    ).first()
-    if row is None:
-        return None
-    return Finished(row.id, row.channel, row.priority, row.attempts, row.next_attempt_at)
 
 
 async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
@@ -190,9 +104,9 @@ async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
     limiter = resources.rate_limiter
     slot = await limiter.reserve(channel) if limiter is not None else None
 
-    async with resources.worker_autocommit_engine.connect() as connection:
+    async with resources.worker_unit_of_work() as uow:
         claimed = await claim(
-            connection, notification_id, attempt, lease_seconds(settings, channel), provider.name
+            uow, notification_id, attempt, lease_seconds(settings, channel), provider.name
         )
     if claimed is None:
         log.info("delivery.skipped", reason="not claimable: done, cancelled or not due")
@@ -291,9 +205,16 @@ async def _record(
             logged = {"error": f"gave up after {claimed.attempt} attempts: {error.summary}"}
         values = {"error": detail}
 
-    async def write() -> Finished | None:
-        async with resources.worker_autocommit_engine.connect() as connection:
-            return await _finish(connection, claimed, status, detail, **values)
+    async def write() -> transitions.Moved | None:
+        async with resources.worker_unit_of_work() as uow:
+            moved = await transitions.finish(
+                uow.connection, claimed.id, claimed.attempt, status, detail, **values
+            )
+            if moved is not None:
+                uow.publish([moved.event])
+                if outcome == "retrying":
+                    uow.deliver([moved])
+            return moved
 
     finished = await _with_db_retry(write, deadline)
     if finished is None:
@@ -311,5 +232,3 @@ async def _record(
         attempt=claimed.attempt,
         **logged,
     )
-    if outcome == "retrying":
-        await enqueue_deliveries(resources.jobs, [finished])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from herald.notifications.delivery import deliver
-from herald.notifications.service import deliver_job_name
-from herald.notifications.validation import CHANNELS
+from herald.notifications.unit_of_work import deliver_job_name
 from herald.queue import job
+from herald.vocabulary import CHANNELS
 
 for _channel in CHANNELS:
     job(queue=_channel, name=deliver_job_name(_channel), log_args=("notification_id", "attempt"))(

@@ -1,4 +1,8 @@
-"""The channel rules a notification must meet, reported all at once, field by field."""
+"""The channel rules a notification must meet, reported all at once, field by field.
+
+The same rules whatever the interface: every use case that takes a `NotificationInput`
+checks it here. The vocabulary comes from `herald.vocabulary`; the limits are stated here.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,18 @@ from typing import Any
 
 import msgspec
 
+from herald.errors import FieldProblem
 from herald.notifications import nesting
-from herald.notifications.schemas import NotificationIn
+from herald.notifications.model import NotificationInput
+from herald.vocabulary import CHANNELS, PRIORITIES, STATUSES
 
-CHANNELS = ("email", "sms", "push", "whatsapp")
-PRIORITIES = ("high", "normal", "low")
 MAX_BATCH = 1000
 SMS_MAX_CHARS = 1600
 WHATSAPP_MAX_CHARS = 4096
 EMAIL_MAX_BODY_CHARS = 512 * 1024
 PUSH_MAX_DATA_BYTES = 4096
 METADATA_MAX_BYTES = 4096
+MAX_REFERENCE = 255
 MAX_SCHEDULE_AHEAD = timedelta(days=365)
 
 # Deliberately practical, not RFC 5322 complete: one @, no spaces or control characters, a
@@ -33,24 +38,22 @@ _FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-]{32,4096}$")
 
 
 class FieldErrors:
-    """Collects `{field, message}` problems, prefixing fields with the batch index."""
+    """Collects field problems, prefixing fields with the batch index."""
 
     def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
+        self.items: list[FieldProblem] = []
 
     def add(self, field: str, message: str, index: int | None = None) -> None:
-        entry: dict[str, Any] = {"field": field, "message": message}
         if index is not None:
-            entry["field"] = f"notifications[{index}].{field}"
-            entry["index"] = index
-        self.items.append(entry)
+            field = f"notifications[{index}].{field}"
+        self.items.append(FieldProblem(field, message, index))
 
 
 def _has_line_break(text: str) -> bool:
     return "\r" in text or "\n" in text
 
 
-def _check_address(item: NotificationIn, add: Any) -> None:
+def _check_address(item: NotificationInput, add: Any) -> None:
     to = item.to
     if item.channel == "email":
         if not _EMAIL.match(to) or len(to) > 254:
@@ -62,7 +65,7 @@ def _check_address(item: NotificationIn, add: Any) -> None:
         add("to", "is not an FCM registration token (32+ characters of A-Z a-z 0-9 _ - :)")
 
 
-def _check_content(item: NotificationIn, add: Any) -> None:
+def _check_content(item: NotificationInput, add: Any) -> None:
     channel = item.channel
     if item.subject is not None and channel not in ("email", "push"):
         add("subject", f"is only for email and push, not {channel}")
@@ -121,7 +124,7 @@ def _has_nul(value: Any) -> bool:
 _TEXT_FIELDS = ("to", "subject", "body", "html", "reference", "data", "metadata")
 
 
-def validate_item(item: NotificationIn, errors: FieldErrors, index: int | None = None) -> None:
+def validate_item(item: NotificationInput, errors: FieldErrors, index: int | None = None) -> None:
     def add(field: str, message: str) -> None:
         errors.add(field, message, index)
 
@@ -148,13 +151,13 @@ def validate_item(item: NotificationIn, errors: FieldErrors, index: int | None =
             add("send_at", "needs a UTC offset (RFC 3339), e.g. 2030-01-01T09:00:00Z")
         elif item.send_at - datetime.now(UTC) > MAX_SCHEDULE_AHEAD:
             add("send_at", "is more than 365 days ahead")
-    if item.reference is not None and len(item.reference) > 255:
-        add("reference", "is longer than 255 characters")
+    if item.reference is not None and len(item.reference) > MAX_REFERENCE:
+        add("reference", f"is longer than {MAX_REFERENCE} characters")
     if item.metadata is not None and len(msgspec.json.encode(item.metadata)) > METADATA_MAX_BYTES:
         add("metadata", f"is larger than {METADATA_MAX_BYTES} bytes of JSON")
 
 
-def validate_batch(items: list[NotificationIn]) -> list[dict[str, Any]]:
+def validate_batch(items: list[NotificationInput]) -> list[FieldProblem]:
     errors = FieldErrors()
     if not items:
         errors.add("notifications", "must hold at least one notification")
@@ -166,7 +169,32 @@ def validate_batch(items: list[NotificationIn]) -> list[dict[str, Any]]:
     return errors.items
 
 
-def validate_one(item: NotificationIn) -> list[dict[str, Any]]:
+def validate_one(item: NotificationInput) -> list[FieldProblem]:
     errors = FieldErrors()
     validate_item(item, errors)
     return errors.items
+
+
+MAX_PAGE = 200
+
+
+def check_filters(
+    status: str | None, channel: str | None, reference: str | None, limit: int
+) -> list[FieldProblem]:
+    """The list's filters: the same limits whatever the interface."""
+    problems: list[FieldProblem] = []
+    if status is not None and status not in STATUSES:
+        problems.append(
+            FieldProblem("status", f"is not a status; use one of {', '.join(STATUSES)}")
+        )
+    if channel is not None and channel not in CHANNELS:
+        problems.append(
+            FieldProblem("channel", f"is not a channel; use one of {', '.join(CHANNELS)}")
+        )
+    if reference is not None and (len(reference) > MAX_REFERENCE or "\x00" in reference):
+        problems.append(
+            FieldProblem("reference", f"must be at most {MAX_REFERENCE} characters, no NUL")
+        )
+    if not 1 <= limit <= MAX_PAGE:
+        problems.append(FieldProblem("limit", f"must be between 1 and {MAX_PAGE}"))
+    return problems

@@ -8,7 +8,9 @@ at their due time; when it comes they join the queue behind the waiting bands, i
 
 from __future__ import annotations
 
-from enum import StrEnum
+from herald.vocabulary import Priority
+
+__all__ = ["Priority"]  # the queue's bands are the notification priorities
 
 QUEUE_PREFIX = "herald:queue:"
 # Published with a queue key when jobs due now are enqueued, so every process wakes its worker.
@@ -16,12 +18,6 @@ WAKE_CHANNEL = "herald:wake"
 
 # Far more than any realistic backlog age, far less than the float precision limit.
 BAND_MS = 1_000_000_000
-
-
-class Priority(StrEnum):
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
 
 
 BAND_OFFSET_MS = {Priority.HIGH: 2 * BAND_MS, Priority.NORMAL: BAND_MS, Priority.LOW: 0}

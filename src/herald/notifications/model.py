@@ -1,23 +1,21 @@
-"""The notification API's request and response bodies (msgspec structs, shown in OpenAPI).
+"""The domain's objects: what a client asks to send, and what a notification is.
 
-Request structs check types and refuse unknown fields while decoding; the rules that depend
-on the channel (address formats, required fields, limits) live in `validation.py`, which
-reports every problem of every item at once.
+Use cases take `NotificationInput` and return `Notification`, `Event` and `NotificationPage`.
+They are msgspec structs, so REST encodes them as they are (its JSON is their encoding, and
+OpenAPI is generated from them); GraphQL and gRPC map them field by field. Types and unknown
+fields are checked while decoding; the rules that depend on the channel (address formats,
+required fields, limits) live in `validation.py`, which reports every problem at once.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
-Channel = Literal["email", "sms", "push", "whatsapp"]
-Status = Literal[
-    "scheduled", "queued", "sending", "retrying", "sent", "delivered", "failed", "cancelled"
-]
-PriorityName = Literal["high", "normal", "low"]
+from herald.vocabulary import Channel, Priority, Status
 
 
 class WhatsAppTemplate(msgspec.Struct, forbid_unknown_fields=True):
@@ -28,7 +26,7 @@ class WhatsAppTemplate(msgspec.Struct, forbid_unknown_fields=True):
     parameters: list[str] = []
 
 
-class NotificationIn(msgspec.Struct, forbid_unknown_fields=True):
+class NotificationInput(msgspec.Struct, forbid_unknown_fields=True):
     """One notification to send: one message to one address on one channel."""
 
     channel: Annotated[
@@ -73,27 +71,27 @@ class NotificationIn(msgspec.Struct, forbid_unknown_fields=True):
     ] = None
 
 
-class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Up to 1000 notifications, accepted all together or not at all."""
-
-    notifications: list[NotificationIn]
-
-
-class EventOut(msgspec.Struct):
-    """One status transition."""
+class Event(msgspec.Struct):
+    """One status transition, with its reason."""
 
     status: Status
     at: datetime
     attempt: int
     detail: str | None
+    sequence: Annotated[
+        int | None,
+        msgspec.Meta(description="1, 2, 3... per notification: a gap means a missed event."),
+    ] = None
 
 
-class NotificationOut(msgspec.Struct, omit_defaults=True):
+class Notification(msgspec.Struct, omit_defaults=True):
+    """A stored notification: one message to one address on one channel, and its history."""
+
     id: uuid.UUID
     channel: Channel
     to: str
     status: Status
-    priority: PriorityName
+    priority: Priority
     attempts: int
     max_attempts: int
     created_at: datetime
@@ -111,24 +109,11 @@ class NotificationOut(msgspec.Struct, omit_defaults=True):
     provider_message_id: str | None = None
     error: str | None = None
     sent_at: datetime | None = None
-    events: list[EventOut] | None = None
+    events: list[Event] | None = None
 
 
-class NotificationList(msgspec.Struct):
-    items: list[NotificationOut]
+class NotificationPage(msgspec.Struct):
+    """A page of notifications, newest first; `next_cursor` reads the next one."""
+
+    items: list[Notification]
     next_cursor: str | None
-
-
-class BatchOut(msgspec.Struct):
-    notifications: list[NotificationOut]
-
-
-class Problem(msgspec.Struct, omit_defaults=True):
-    """RFC 9457 problem details; `errors` names each bad field."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    errors: list[dict[str, Any]] | None = None

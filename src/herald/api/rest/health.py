@@ -1,13 +1,12 @@
-"""`/health/live`, `/health/ready` and `/metrics`: served in every role."""
+"""`/health/live` and `/health/ready`: served in every role, without an API key."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.datastructures import State
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from herald.resources import Resources
@@ -20,7 +19,7 @@ def _resources(state: State) -> Resources:
     return resources
 
 
-@get("/health/live", include_in_schema=True, tags=["health"], sync_to_thread=False)
+@get("/health/live", tags=["health"], sync_to_thread=False, security=[])
 def live(state: State) -> Response[dict[str, Any]]:
     """200 while the process and its worker loops are alive. Never touches Postgres or Redis."""
     resources = _resources(state)
@@ -64,7 +63,7 @@ async def _run_check(check: Any, resources: Resources) -> str:
     return "ok"
 
 
-@get("/health/ready", tags=["health"])
+@get("/health/ready", tags=["health"], security=[])
 async def ready(state: State) -> Response[dict[str, Any]]:
     """200 when Postgres and Redis answer and the process is not draining; else 503."""
     resources = _resources(state)
@@ -81,13 +80,4 @@ async def ready(state: State) -> Response[dict[str, Any]]:
     return Response(body, status_code=503 if failing else 200)
 
 
-@get("/metrics", tags=["health"], include_in_schema=False)
-async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Prometheus text format: HTTP, job, queue and runtime metrics of this process."""
-    collect = request.app.state.get("collect_queue_metrics")
-    if collect is not None:
-        await collect()
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-route_handlers = [live, ready, metrics_endpoint]
+route_handlers = [live, ready]

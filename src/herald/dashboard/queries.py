@@ -1,13 +1,11 @@
-"""The dashboard's reads and operator actions on notifications. Callers own the transaction.
+"""The dashboard's reads: counts per queue, the last hour, lists and one notification.
 
-Unlike `notifications.service`, nothing here is scoped to an API key: the dashboard user sees
-and acts on every notification. Every status change writes an event naming the user, in the
-same transaction; callers enqueue delivery jobs only after they commit.
+Nothing here is scoped to an API key: the dashboard user sees every notification. Only
+reads: the dashboard's actions are use cases (`herald.notifications.use_cases`).
 """
 
 from __future__ import annotations
 
-import base64
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,28 +13,20 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import (
     ColumnElement,
     and_,
-    delete,
     func,
-    insert,
     or_,
     select,
     union_all,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from herald.db.models import CHANNELS, STATUSES, Notification, NotificationEvent
-from herald.errors import BadRequest, Conflict, NotFound
-from herald.notifications.service import CANCELLABLE
+from herald.db.models import Notification
+from herald.errors import InvalidInput, NotFound
+from herald.notifications import store
+from herald.vocabulary import CHANNELS, STATUSES, WAITING
 
 QUEUES = CHANNELS
-FINISHED = ("sent", "delivered", "failed", "cancelled")
-# One click retries at most this many failed notifications of a queue.
-RETRY_ALL_LIMIT = 1000
-# One click deletes at most this many notifications, in batches of DELETE_BATCH.
-DELETE_LIMIT = 100_000
-DELETE_BATCH = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +71,7 @@ async def queue_counts(session: AsyncSession) -> dict[str, QueueCounts]:
         def n(*statuses: str, queue: str = queue) -> int:
             return sum(by_status.get((queue, status), 0) for status in statuses)
 
-        waiting = n("scheduled", "queued", "retrying")
+        waiting = n(*WAITING)
         due_now = due.get(queue, 0)
         counts[queue] = QueueCounts(
             due=due_now,
@@ -130,18 +120,11 @@ class Page:
     next_cursor: str | None
 
 
-def encode_cursor(notification: Notification) -> str:
-    raw = f"{notification.created_at.isoformat()}|{notification.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, ident = raw.partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(ident)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("That page link is not valid; start from the first page.") from None
+        return store.decode_cursor(cursor)
+    except InvalidInput:
+        raise InvalidInput("That page link is not valid; start from the first page.") from None
 
 
 async def list_notifications(
@@ -200,7 +183,8 @@ async def list_notifications(
         )
         query = select(Notification).where(Notification.id.in_(newest_ids))
     rows = list((await session.scalars(query.order_by(*newest).limit(limit + 1))).all())
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = store.encode_cursor(last.created_at, last.id) if last is not None else None
     return Page(rows[:limit], next_cursor)
 
 
@@ -216,64 +200,6 @@ async def get_notification(session: AsyncSession, notification_id: uuid.UUID) ->
     return notification
 
 
-async def _explain(session: AsyncSession, notification_id: uuid.UUID, action: str) -> Conflict:
-    current = await session.scalar(
-        select(Notification.status).where(Notification.id == notification_id)
-    )
-    if current is None:
-        raise NotFound(f"no notification {notification_id}")
-    return Conflict(f"notification {notification_id} is {current}; it cannot be {action}")
-
-
-def _retry_values(now: datetime, budget: int) -> dict[str, object]:
-    # A fresh budget: as many attempts again as a new notification gets.
-    return {
-        "status": "queued",
-        "max_attempts": Notification.attempts + budget,
-        "next_attempt_at": now,
-        "updated_at": now,
-        "lease_expires_at": None,
-        "error": None,
-    }
-
-
-async def _add_events(
-    session: AsyncSession, rows: list[Notification], status: str, detail: str, now: datetime
-) -> None:
-    if rows:
-        await session.execute(
-            insert(NotificationEvent),
-            [
-                {
-                    "notification_id": row.id,
-                    "status": status,
-                    "attempt": row.attempts,
-                    "detail": detail,
-                    "created_at": now,
-                }
-                for row in rows
-            ],
-        )
-
-
-async def retry_notification(
-    session: AsyncSession, notification_id: uuid.UUID, *, user: str, budget: int
-) -> Notification:
-    """Queue a failed notification again, due now, with `budget` more attempts."""
-    now = datetime.now(UTC)
-    retried = await session.scalar(
-        update(Notification)
-        .where(Notification.id == notification_id, Notification.status == "failed")
-        .values(_retry_values(now, budget))
-        .returning(Notification)
-        .execution_options(synchronize_session=False)
-    )
-    if retried is None:
-        raise await _explain(session, notification_id, "retried (only failed ones can)")
-    await _add_events(session, [retried], "queued", f"retried from the dashboard by {user}", now)
-    return retried
-
-
 async def count_failed(session: AsyncSession, queue: str) -> int:
     count = await session.scalar(
         select(func.count()).where(Notification.channel == queue, Notification.status == "failed")
@@ -281,79 +207,12 @@ async def count_failed(session: AsyncSession, queue: str) -> int:
     return count or 0
 
 
-async def retry_failed_in_queue(
-    session: AsyncSession, queue: str, *, user: str, budget: int, limit: int = RETRY_ALL_LIMIT
-) -> list[Notification]:
-    """Queue again up to `limit` failed notifications of `queue`, the most recent failures
-    first."""
-    now = datetime.now(UTC)
-    picked = (
-        select(Notification.id)
-        .where(Notification.channel == queue, Notification.status == "failed")
-        .order_by(Notification.updated_at.desc())
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    retried = list(
-        (
-            await session.scalars(
-                update(Notification)
-                .where(Notification.id.in_(picked), Notification.status == "failed")
-                .values(_retry_values(now, budget))
-                .returning(Notification)
-                .execution_options(synchronize_session=False)
-            )
-        ).all()
-    )
-    detail = f"retried from the dashboard by {user} (retry all failed in {queue})"
-    await _add_events(session, retried, "queued", detail, now)
-    return retried
-
-
-async def cancel_notification(
-    session: AsyncSession, notification_id: uuid.UUID, *, user: str
-) -> Notification:
-    """Cancel a notification not yet handed to a provider; Conflict once it has been."""
-    now = datetime.now(UTC)
-    cancelled = await session.scalar(
-        update(Notification)
-        .where(Notification.id == notification_id, Notification.status.in_(CANCELLABLE))
-        .values(status="cancelled", updated_at=now, next_attempt_at=None)
-        .returning(Notification)
-        .execution_options(synchronize_session=False)
-    )
-    if cancelled is None:
-        raise await _explain(session, notification_id, "cancelled")
-    detail = f"cancelled from the dashboard by {user}"
-    await _add_events(session, [cancelled], "cancelled", detail, now)
-    return cancelled
-
-
 def history_cutoff(days: int) -> datetime:
     return datetime.now(UTC) - timedelta(days=days)
 
 
-def _finished_before(cutoff: datetime) -> list[ColumnElement[bool]]:
-    return [Notification.status.in_(FINISHED), Notification.updated_at < cutoff]
-
-
 async def count_history(session: AsyncSession, cutoff: datetime) -> int:
-    count = await session.scalar(select(func.count()).where(*_finished_before(cutoff)))
-    return count or 0
-
-
-async def delete_history_batch(
-    session: AsyncSession, cutoff: datetime, batch: int = DELETE_BATCH
-) -> int:
-    """Delete up to `batch` notifications finished before `cutoff` (their events cascade)."""
-    picked = select(Notification.id).where(*_finished_before(cutoff)).limit(batch)
-    result = await session.execute(
-        delete(Notification)
-        .where(Notification.id.in_(picked.scalar_subquery()))
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return await store.count_finished_before(await session.connection(), cutoff)
 
 
 def is_status(value: str) -> bool:

@@ -1,0 +1,1 @@
+"""REST: Litestar controllers, wire schemas and problem details."""

@@ -1,0 +1,354 @@
+"""The one writer of notification status changes: accept, claim, finish, cancel, retry, take back.
+
+Every change is one statement on `notifications` that also appends its event row (a
+data-modifying CTE) and bumps the row's `event_seq`, which numbers its events 1, 2, 3...
+Each returns the `StatusEvent`s it wrote; the caller's unit of work publishes them on the event
+feed once they are durable (`herald.notifications.unit_of_work`). Nothing else in Herald
+issues an UPDATE of a notification's status.
+
+Callers own the transaction: a unit of work's connection (the API, the dashboard, the
+reconciler), or an autocommit connection where each statement commits on its own (a
+delivery's claim and its outcome, one round trip each).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import Row, Table, insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from herald.db.base import sql_in
+from herald.db.models import Notification as NotificationRow
+from herald.db.models import NotificationEvent as NotificationEventRow
+from herald.notifications.events import StatusEvent
+from herald.notifications.model import NotificationInput
+from herald.vocabulary import CANCELLABLE, WAITING, Status
+
+_NOTIFICATIONS = cast(Table, NotificationRow.__table__)
+_EVENTS = cast(Table, NotificationEventRow.__table__)
+# Rows come back as the table's columns, `metadata` named as the ORM attribute, so that
+# `store.to_domain` reads rows of any query alike.
+RETURNED = [c.label("metadata_") if c.name == "metadata" else c for c in _NOTIFICATIONS.c]
+_INSERT = insert(_NOTIFICATIONS).returning(*RETURNED, sort_by_parameter_order=True)
+_INSERT_EVENTS = insert(_EVENTS)
+
+# What each transition returns about the rows it moved: enough for the event feed and for
+# the next attempt's job (`delivery_job` reads id, channel, priority, attempts, next_attempt_at).
+_MOVED = "id, api_key_id, channel, priority, status, attempts, next_attempt_at, event_seq"
+_EVENT_OF_MOVED = """
+        INSERT INTO notification_events
+               (notification_id, status, attempt, detail, sequence, created_at)
+        SELECT id, status, attempts, {detail}, event_seq, now() FROM moved
+        RETURNING notification_id, detail, created_at
+"""
+# Each moved row with its event's detail and time, as written.
+_MOVED_WITH_EVENT = """
+    SELECT moved.*, event.detail, event.created_at AS event_at
+      FROM moved JOIN event ON event.notification_id = moved.id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A row a transition moved: what the next attempt's job and the event feed need."""
+
+    id: uuid.UUID
+    api_key_id: uuid.UUID
+    channel: str
+    priority: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    event: StatusEvent
+
+
+def _moved(row: Row[Any]) -> Moved:
+    event = StatusEvent(
+        notification_id=str(row.id),
+        owner=str(row.api_key_id),
+        status=row.status,
+        attempt=row.attempts,
+        detail=row.detail,
+        sequence=row.event_seq,
+        at=row.event_at,
+    )
+    return Moved(
+        row.id,
+        row.api_key_id,
+        row.channel,
+        row.priority,
+        row.status,
+        row.attempts,
+        row.next_attempt_at,
+        event,
+    )
+
+
+def accepted_detail(status: str, send_at: datetime | None) -> str:
+    if status == Status.SCHEDULED and send_at is not None:
+        return f"accepted; scheduled for {send_at.isoformat()}"
+    return "accepted"
+
+
+async def accept(
+    connection: AsyncConnection,
+    owner: uuid.UUID,
+    items: Sequence[NotificationInput],
+    max_attempts: int,
+) -> tuple[list[Row[Any]], list[StatusEvent]]:
+    """Insert new notifications (`queued`, or `scheduled` for a future `send_at`) with their
+    first events: one multi-row statement each. Returns the rows and their events."""
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        scheduled = item.send_at is not None and item.send_at > now
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "api_key_id": owner,
+                "channel": item.channel,
+                "recipient": item.to,
+                "subject": item.subject,
+                "body": item.body,
+                "html": item.html,
+                "data": item.data,
+                "template": msgspec.to_builtins(item.template) if item.template else None,
+                "priority": item.priority,
+                "send_at": item.send_at,
+                "reference": item.reference,
+                "metadata": item.metadata,
+                "status": Status.SCHEDULED if scheduled else Status.QUEUED,
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "next_attempt_at": item.send_at if scheduled else now,
+                "event_seq": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    created = list(await connection.execute(_INSERT, rows))
+    events = [
+        StatusEvent(
+            notification_id=str(n.id),
+            owner=str(owner),
+            status=n.status,
+            attempt=0,
+            detail=accepted_detail(n.status, n.send_at),
+            sequence=1,
+            at=now,
+        )
+        for n in created
+    ]
+    await connection.execute(
+        _INSERT_EVENTS,
+        [
+            {
+                "notification_id": uuid.UUID(e.notification_id),
+                "status": e.status,
+                "attempt": 0,
+                "detail": e.detail,
+                "sequence": 1,
+                "created_at": now,
+            }
+            for e in events
+        ],
+    )
+    return created, events
+
+
+# A job may run up to 5 s before its row's due time (clock skew between hosts).
+_CLAIM = text(
+    f"""
+    WITH moved AS (
+        UPDATE notifications
+           SET status = 'sending', attempts = attempts + 1, updated_at = now(),
+               lease_expires_at = now() + make_interval(secs => :lease), provider = :provider,
+               event_seq = event_seq + 1
+         WHERE id = :id AND attempts = :attempt - 1
+           AND {sql_in("status", WAITING)}
+           AND (next_attempt_at IS NULL OR next_attempt_at <= now() + interval '5 seconds')
+        RETURNING {_MOVED}, recipient, subject, body, html, data, template, max_attempts
+    ), event AS (
+        {_EVENT_OF_MOVED.format(detail="'attempt ' || attempts || ' of ' || max_attempts || ' via ' || :provider")}
+    )
+    {_MOVED_WITH_EVENT}
+    """  # noqa: E501
+)
+
+
+async def claim(
+    connection: AsyncConnection, notification_id: str, attempt: int, lease: float, provider: str
+) -> tuple[Row[Any], Moved] | None:
+    """Take `attempt` of a due notification (`-> sending`, attempts + 1, a lease); only the job
+    for exactly this attempt can win. None when it is done, cancelled, claimed or not due."""
+    row = (
+        await connection.execute(
+            _CLAIM,
+            {"id": notification_id, "attempt": attempt, "lease": lease, "provider": provider},
+        )
+    ).first()
+    if row is None:
+        return None
+    return row, _moved(row)
+
+
+# Only while this attempt still holds the row: `sending`, with its attempt number.
+_FINISH = text(
+    f"""
+    WITH moved AS (
+        UPDATE notifications
+           SET status = :status, updated_at = now(), lease_expires_at = NULL,
+               next_attempt_at = :next_attempt_at, error = :error,
+               provider_message_id = :provider_message_id, sent_at = :sent_at,
+               event_seq = event_seq + 1
+         WHERE id = :id AND status = 'sending' AND attempts = :attempt
+        RETURNING {_MOVED}
+    ), event AS ({_EVENT_OF_MOVED.format(detail=":detail")})
+    {_MOVED_WITH_EVENT}
+    """
+)
+
+
+async def finish(
+    connection: AsyncConnection,
+    notification_id: uuid.UUID,
+    attempt: int,
+    status: str,
+    detail: str,
+    *,
+    next_attempt_at: datetime | None = None,
+    error: str | None = None,
+    provider_message_id: str | None = None,
+    sent_at: datetime | None = None,
+) -> Moved | None:
+    """Record an attempt's outcome (`sending -> sent | retrying | failed`) if the attempt
+    still holds the row; None if it lost it (its lease expired and it was taken back)."""
+    row = (
+        await connection.execute(
+            _FINISH,
+            {
+                "id": notification_id,
+                "attempt": attempt,
+                "status": status,
+                "detail": detail,
+                "next_attempt_at": next_attempt_at,
+                "error": error,
+                "provider_message_id": provider_message_id,
+                "sent_at": sent_at,
+            },
+        )
+    ).first()
+    return None if row is None else _moved(row)
+
+
+_CANCEL = text(
+    f"""
+    WITH moved AS (
+        UPDATE notifications
+           SET status = 'cancelled', updated_at = now(), next_attempt_at = NULL,
+               event_seq = event_seq + 1
+         WHERE id = :id AND (CAST(:owner AS uuid) IS NULL OR api_key_id = :owner)
+           AND {sql_in("status", CANCELLABLE)}
+        RETURNING {_MOVED}
+    ), event AS ({_EVENT_OF_MOVED.format(detail=":detail")})
+    {_MOVED_WITH_EVENT}
+    """
+)
+
+
+async def cancel(
+    connection: AsyncConnection, notification_id: uuid.UUID, owner: uuid.UUID | None, detail: str
+) -> Moved | None:
+    """Cancel a notification no provider has yet (of `owner`, or anyone's when None)."""
+    row = (
+        await connection.execute(_CANCEL, {"id": notification_id, "owner": owner, "detail": detail})
+    ).first()
+    return None if row is None else _moved(row)
+
+
+# A fresh budget: as many attempts again as a new notification gets, due now.
+_RETRY = f"""
+    WITH picked AS ({{picked}}), moved AS (
+        UPDATE notifications n
+           SET status = 'queued', max_attempts = n.attempts + :budget, next_attempt_at = now(),
+               updated_at = now(), lease_expires_at = NULL, error = NULL,
+               event_seq = n.event_seq + 1
+          FROM picked
+         WHERE n.id = picked.id AND n.status = 'failed'
+        RETURNING {", ".join(f"n.{c.strip()}" for c in _MOVED.split(","))}
+    ), event AS ({_EVENT_OF_MOVED.format(detail=":detail")})
+    {_MOVED_WITH_EVENT}
+"""
+_RETRY_ONE = text(_RETRY.format(picked="SELECT CAST(:id AS uuid) AS id"))
+_RETRY_FAILED_IN_QUEUE = text(
+    _RETRY.format(
+        picked="SELECT id FROM notifications WHERE channel = :queue AND status = 'failed' "
+        "ORDER BY updated_at DESC LIMIT :limit FOR UPDATE SKIP LOCKED"
+    )
+)
+
+
+async def retry(
+    connection: AsyncConnection, notification_id: uuid.UUID, budget: int, detail: str
+) -> Moved | None:
+    """Queue a failed notification again, due now, with `budget` more attempts."""
+    row = (
+        await connection.execute(
+            _RETRY_ONE, {"id": notification_id, "budget": budget, "detail": detail}
+        )
+    ).first()
+    return None if row is None else _moved(row)
+
+
+async def retry_failed_in_queue(
+    connection: AsyncConnection, queue: str, limit: int, budget: int, detail: str
+) -> list[Moved]:
+    """Queue again up to `limit` failed notifications of `queue`, most recent failures first."""
+    rows = await connection.execute(
+        _RETRY_FAILED_IN_QUEUE,
+        {"queue": queue, "limit": limit, "budget": budget, "detail": detail},
+    )
+    return [_moved(row) for row in rows]
+
+
+_TAKE_BACK_EXPIRED = text(
+    f"""
+    WITH expired AS (
+        SELECT id FROM notifications
+         WHERE status = 'sending' AND lease_expires_at < now()
+         ORDER BY lease_expires_at
+         LIMIT :batch
+         FOR UPDATE SKIP LOCKED
+    ), moved AS (
+        UPDATE notifications n
+           SET status = CASE WHEN n.attempts < n.max_attempts THEN 'retrying' ELSE 'failed' END,
+               next_attempt_at = CASE WHEN n.attempts < n.max_attempts THEN now() END,
+               error = 'attempt ' || n.attempts || ' abandoned: its worker stopped before '
+                       || 'recording the outcome (lease expired)',
+               lease_expires_at = NULL,
+               updated_at = now(),
+               event_seq = n.event_seq + 1
+          FROM expired WHERE n.id = expired.id
+        RETURNING {", ".join(f"n.{c.strip()}" for c in _MOVED.split(","))}, n.error
+    ), event AS ({
+        _EVENT_OF_MOVED.format(
+            detail="error || CASE WHEN status = 'retrying' THEN '; retrying now' "
+            "ELSE '; no attempts left' END"
+        )
+    })
+    {_MOVED_WITH_EVENT}
+    """
+)
+
+
+async def take_back_expired(connection: AsyncConnection, batch: int) -> list[Moved]:
+    """`sending` rows whose lease expired (their worker died): the attempt counts, and each
+    becomes `retrying` now, or `failed` when its budget is spent."""
+    rows = await connection.execute(_TAKE_BACK_EXPIRED, {"batch": batch})
+    return [_moved(row) for row in rows]
