@@ -49,3 +49,15 @@ def test_decoded_values_are_measured_without_recursion() -> None:
     assert depth_exceeds(json.loads(_deep(MAX_DEPTH + 1)))
     assert not depth_exceeds({"a": [{"b": "c"}]}, limit=3)
     assert depth_exceeds({"a": [{"b": []}]}, limit=3)
+
+
+def test_an_unterminated_string_ends_the_scan() -> None:
+    # Not JSON: the decoder refuses it. The scan must not re-read it from every quote (that
+    # was quadratic: 32 KiB cost seconds of CPU); bench/benchmarks/hostile_json.py measures.
+    brackets = '"a": ' + "[[]]," * 40
+    body = '{"metadata": {' + brackets + '"s": "' + '\\"' * 100_000
+    assert too_deep_in_body(body.encode(), envelope=1) is None
+    deep_after_escapes = '{"metadata": {"s": "\\"\\\\", "x": ' + "[" * 40 + "]" * 40 + "}}"
+    path = too_deep_in_body(deep_after_escapes.encode(), envelope=1)
+    assert path is not None
+    assert field_name(path, envelope=1) == "metadata"

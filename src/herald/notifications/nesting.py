@@ -17,8 +17,12 @@ from typing import Any
 
 MAX_DEPTH = 32
 
-# JSON strings (skipped whole, so brackets inside them do not count) and structural bytes.
-_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:,]')
+# Structural bytes, and the rest of a string after its opening quote. Each byte of the body is
+# looked at once: a string is skipped from its opening quote to its closing one, and a string
+# that never closes ends the scan (the body is not JSON; the decoder will say so). Matching
+# strings with one pattern from every quote instead costs O(n^2) on `"\"\"\"...` unclosed.
+_STRUCTURE = re.compile(rb'["\[\]{}:,]')
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _QUOTE, _COLON, _COMMA, _OPEN_ARRAY, _OPEN_OBJECT = b'"'[0], b":"[0], b","[0], b"["[0], b"{"[0]
 
 
@@ -37,11 +41,16 @@ def too_deep_in_body(body: bytes, envelope: int) -> list[str | int] | None:
     path: list[bytes | int] = []
     kinds: list[int] = []
     last_string = b'""'
-    for match in _TOKENS.finditer(body):
-        token = match.group()
-        first = token[0]
+    position = 0
+    while (match := _STRUCTURE.search(body, position)) is not None:
+        first = body[match.start()]
+        position = match.end()
         if first == _QUOTE:
-            last_string = token
+            end = _STRING_REST.match(body, position)
+            if end is None:
+                return None
+            last_string = body[match.start() : end.end()]
+            position = end.end()
         elif first == _COLON:
             if path:
                 path[-1] = last_string
