@@ -12,4 +12,5 @@ ORDER = [
     "http_under_load",
     "memory",
     "dashboard_overview",
+    "hostile_json",
 ]
