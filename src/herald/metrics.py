@@ -73,6 +73,12 @@ queue_oldest_age = Gauge(
 worker_restarts = Counter(
     "herald_worker_restarts", "Worker loops restarted after they failed.", ["queue"]
 )
+worker_wakeups = Counter(
+    "herald_worker_wakeups",
+    "Worker loops woken for new jobs due now, by source (local: enqueued by this process; "
+    "pubsub: by another process). Jobs not woken for are found by the next poll.",
+    ["queue", "source"],
+)
 worker_loop_up = Gauge(
     "herald_worker_loop_up", "1 while the queue's worker loop is running, else 0.", ["queue"]
 )
@@ -125,6 +131,8 @@ def prime(queues: Iterable[str], providers: Mapping[str, str]) -> None:
     """
     for queue in queues:
         worker_restarts.labels(queue)
+        for source in ("local", "pubsub"):
+            worker_wakeups.labels(queue, source)
         worker_loop_up.labels(queue)
     for reason in ("lease_expired", "lost", "scheduled"):
         reconciler_recovered.labels(reason)

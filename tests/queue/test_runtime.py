@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from herald import metrics
 from herald.app import create_app
 from herald.queue import JobQueue, Priority, registry
 from herald.queue.keys import queue_key
@@ -38,15 +39,19 @@ async def redis() -> Any:
 async def test_in_process_enqueue_wakes_the_worker_without_waiting_for_a_poll(
     redis: aioredis.Redis,
 ) -> None:
-    # With a 5 s poll delay, only the in-process wake-up can start the job within 10 s.
+    # With a 5 s poll delay, only a wake-up can start the job within 4 s. The enqueue also
+    # publishes on Redis (the cross-process path): the local wake-up is told apart by its count.
     settings = make_settings(poll_delay_seconds=5, worker_queues=["a"])
+    local = metrics.worker_wakeups.labels("a", "local")
     async with running_app(settings) as (app, _):
         jobs = app.state.resources.jobs
         started = time.time()
         # the first poll happens at start-up; wait past it so the loop is asleep
         await asyncio.sleep(0.2)
+        woken = local._value.get()
         token = uuid.uuid4().hex
         await jobs.enqueue("test.record_a", token)
+        assert local._value.get() == woken + 1  # at once, before any pub/sub message arrives
         entry = await _wait_for(redis, f"test:ran:{token}", timeout=4)
     assert entry["pid"] == os.getpid()
     assert entry["started"] - started < 4
@@ -160,12 +165,18 @@ async def test_a_job_enqueued_by_another_process_wakes_the_worker_through_redis(
 ) -> None:
     # A JobQueue of its own stands for another process: no in-process listener hears it.
     settings = make_settings(poll_delay_seconds=5, worker_queues=["a"])
+    local = metrics.worker_wakeups.labels("a", "local")
+    pubsub = metrics.worker_wakeups.labels("a", "pubsub")
     async with running_app(settings):
         await asyncio.sleep(0.3)  # past the first poll: the loop now sleeps for 5 s
+        before = (local._value.get(), pubsub._value.get())
         started = time.time()
         await JobQueue(redis, registry).enqueue("test.record_a", "remote")
         entry = await _wait_for(redis, "test:ran:remote", timeout=4)
+        after = (local._value.get(), pubsub._value.get())
     assert entry["started"] - started < 4
+    assert after[0] == before[0]
+    assert after[1] >= before[1] + 1
 
 
 async def test_liveness_reports_a_dead_or_wedged_worker_loop(
@@ -195,7 +206,7 @@ async def test_liveness_reports_a_dead_or_wedged_worker_loop(
 
         monkeypatch.setattr(runtime_module, "_WEDGED_AFTER_SECONDS", 0.3)
         monkeypatch.setattr(HeraldWorker, "_poll_iteration", hung_iteration)
-        runtime.workers["b"].wake()
+        runtime.workers["b"].wake("control")
         await asyncio.sleep(0.6)
         response = await client.get("/health/live")
         assert response.json()["detail"] == "worker loops dead or wedged: a, b"

@@ -91,9 +91,9 @@ async def claim(
     return Claimed(row.id, row.channel, message, row.attempts, row.max_attempts, row.priority)
 
 
-async def deliver(ctx: JobContext, notification_id: str, attempt: int) -> None:
+async def deliver(ctx: JobContext[Resources], notification_id: str, attempt: int) -> None:
     """The delivery job: one attempt of one notification."""
-    resources: Resources = ctx.resources
+    resources = ctx.resources
     settings = resources.settings
     channel = ctx.queue
     provider: Provider = resources.providers[channel]

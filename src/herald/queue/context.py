@@ -1,20 +1,23 @@
-"""What a running job receives as its first argument."""
+"""What a running job receives as its first argument.
+
+The queue package knows nothing of the application: `resources` is whatever the runtime was
+given (Herald passes its `Resources`), and a job says which with `JobContext[Resources]`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
-if TYPE_CHECKING:
-    from herald.resources import Resources
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
-class JobContext:
+class JobContext(Generic[R]):
     job_id: str
     queue: str
     function: str
     job_try: int
     enqueued_at: datetime
-    resources: Resources
+    resources: R

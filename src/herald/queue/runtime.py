@@ -105,7 +105,9 @@ class SupervisedWorker:
         self.state = "stopped"
         metrics.worker_loop_up.labels(self.queue).set(0)
 
-    def wake(self) -> None:
+    def wake(self, source: Literal["local", "pubsub", "control"]) -> None:
+        if source != "control":
+            metrics.worker_wakeups.labels(self.queue, source).inc()
         self.worker.wake.set()
 
     def stop_picking(self) -> None:
@@ -153,14 +155,15 @@ class SupervisedWorker:
 
 
 class WorkerRuntime:
-    """All of this process's worker loops."""
+    """All of this process's worker loops. `resources` reaches every job as
+    `ctx.resources` (the runtime never looks inside it)."""
 
     def __init__(
         self,
         settings: Settings,
         registry: JobRegistry,
         jobs: JobQueue,
-        resources: Any,
+        resources: object,
         *,
         client_name: str,
         redis: Redis,
@@ -274,7 +277,7 @@ class WorkerRuntime:
                     if message is not None:
                         queue = by_key.get(message["data"].decode())
                         if queue is not None:
-                            self.workers[queue].wake()
+                            self.workers[queue].wake("pubsub")
             except Exception as exc:  # Redis down: polling carries on; resubscribe later
                 log.debug("queues.wake_subscription_lost", error=repr(exc))
                 with contextlib.suppress(TimeoutError):
@@ -295,13 +298,13 @@ class WorkerRuntime:
                 log.info("queue.resumed", queue=queue)
             worker.worker.allow_pick_jobs = queue not in paused
             if queue not in paused:
-                worker.wake()
+                worker.wake("control")
         self.paused = paused & set(self.workers)
 
     def _wake(self, queue: str) -> None:
         worker = self.workers.get(queue)
         if worker is not None:
-            worker.wake()
+            worker.wake("local")
 
     async def drain(self, grace_seconds: float) -> None:
         """Stop picking, wait up to `grace_seconds` for running jobs, then cancel the rest.

@@ -168,7 +168,7 @@ class HeraldWorker(Worker):
 
 
 def instrumented(
-    definition: JobDefinition, timeout_seconds: float, resources: Any
+    definition: JobDefinition, timeout_seconds: float, resources: object
 ) -> Callable[..., Awaitable[Any]]:
     """Wrap a job function with log context, metrics and its timeout, as arq calls it."""
     queue, name = definition.queue, definition.name
@@ -240,7 +240,7 @@ def build_worker(
     max_jobs: int,
     timeout_seconds: float,
     poll_delay: float,
-    resources: Any,
+    resources: object,
 ) -> HeraldWorker:
     functions = []
     for definition in definitions:
