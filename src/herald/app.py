@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from herald import __version__, metrics
 from herald.api.rest.health import route_handlers as health_routes
 from herald.api.rest.metrics import route_handlers as metrics_routes
+from herald.api.rest.openapi import ClosedStructSchemaPlugin
 from herald.api.rest.problems import exception_handlers, problem_details_plugin
 from herald.auth.keys import KeyAuthenticator
 from herald.channels import open_providers
@@ -186,7 +187,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=routes,
         lifespan=[_lifespan],
         exception_handlers=exception_handlers,
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin(), ClosedStructSchemaPlugin()],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Herald",
@@ -203,7 +204,6 @@ def create_app(settings: Settings) -> Litestar:
                     )
                 }
             ),
-            security=[{"bearer": []}],
         )
         if settings.enable_api
         else None,

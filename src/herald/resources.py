@@ -61,12 +61,6 @@ class Resources:
     draining: bool = False
 
     @cached_property
-    def autocommit_engine(self) -> AsyncEngine:
-        """The API's pool, but every statement commits on its own (no BEGIN and COMMIT round
-        trips): for reads that are one statement."""
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
-
-    @cached_property
     def worker_autocommit_engine(self) -> AsyncEngine:
         """The workers' pool, statement by statement: a delivery's claim and its outcome."""
         return self.worker_engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -213,7 +213,3 @@ def history_cutoff(days: int) -> datetime:
 
 async def count_history(session: AsyncSession, cutoff: datetime) -> int:
     return await store.count_finished_before(await session.connection(), cutoff)
-
-
-def is_status(value: str) -> bool:
-    return value in STATUSES

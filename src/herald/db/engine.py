@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from sqlalchemy import event, exc
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -78,10 +77,3 @@ def ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
 
 def create_session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-def database_name(url: str) -> str:
-    name = make_url(url).database
-    if not name:
-        raise ValueError("DATABASE_URL must name a database")
-    return name

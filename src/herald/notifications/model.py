@@ -15,7 +15,16 @@ from typing import Annotated, Any
 
 import msgspec
 
-from herald.vocabulary import Channel, Priority, Status
+from herald.notifications import addresses
+from herald.vocabulary import CHANNELS, PRIORITIES, Channel, Priority, Status
+
+
+def _schema(description: str, extra: dict[str, Any], examples: list[str] | None = None) -> Any:
+    """Field metadata whose `extra` reaches the OpenAPI schema only (not the decoder)."""
+    text: dict[str, Any] = {"description": description, "extra": extra}
+    if examples:
+        text["examples"] = examples
+    return msgspec.Meta(description=description, extra_json_schema=text)
 
 
 class WhatsAppTemplate(msgspec.Struct, forbid_unknown_fields=True):
@@ -29,14 +38,17 @@ class WhatsAppTemplate(msgspec.Struct, forbid_unknown_fields=True):
 class NotificationInput(msgspec.Struct, forbid_unknown_fields=True):
     """One notification to send: one message to one address on one channel."""
 
+    # `channel`, `to` and `priority` are rules, not types (a wrong value is a 422 naming the
+    # field, not a decoding error): the schema states them as text for clients and tools.
     channel: Annotated[
-        str, msgspec.Meta(description="email, sms, push or whatsapp.", examples=["email"])
+        str,
+        _schema("email, sms, push or whatsapp.", {"enum": list(CHANNELS)}, examples=["email"]),
     ]
     to: Annotated[
         str,
-        msgspec.Meta(
-            description="Email address; E.164 number (sms, whatsapp); FCM registration token "
-            "(push).",
+        _schema(
+            "Email address (email); E.164 number (sms, whatsapp); FCM registration token (push).",
+            {"pattern": addresses.ANY},
             examples=["jane@example.com"],
         ),
     ]
@@ -53,7 +65,8 @@ class NotificationInput(msgspec.Struct, forbid_unknown_fields=True):
         msgspec.Meta(description="WhatsApp template: the alternative to `body`."),
     ] = None
     priority: Annotated[
-        str, msgspec.Meta(description="high, normal or low; high overtakes waiting work.")
+        str,
+        _schema("high, normal or low; high overtakes waiting work.", {"enum": list(PRIORITIES)}),
     ] = "normal"
     send_at: Annotated[
         datetime | None,

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from herald.errors import FieldProblem
-from herald.notifications import nesting
+from herald.notifications import addresses, nesting
 from herald.notifications.model import NotificationInput
 from herald.vocabulary import CHANNELS, PRIORITIES, STATUSES
 
@@ -26,15 +26,9 @@ METADATA_MAX_BYTES = 4096
 MAX_REFERENCE = 255
 MAX_SCHEDULE_AHEAD = timedelta(days=365)
 
-# Deliberately practical, not RFC 5322 complete: one @, no spaces or control characters, a
-# dotted domain of letters, digits and hyphens.
-_EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
-    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
-)
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-# FCM registration tokens: URL-safe base64 characters and colons, typically ~160 long.
-_FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-]{32,4096}$")
+_EMAIL = re.compile(addresses.EMAIL)
+_E164 = re.compile(addresses.E164)
+_FCM_TOKEN = re.compile(addresses.FCM_TOKEN)
 
 
 class FieldErrors:

@@ -19,7 +19,7 @@ def _resources(state: State) -> Resources:
     return resources
 
 
-@get("/health/live", tags=["health"], sync_to_thread=False, security=[])
+@get("/health/live", tags=["health"], sync_to_thread=False)
 def live(state: State) -> Response[dict[str, Any]]:
     """200 while the process and its worker loops are alive. Never touches Postgres or Redis."""
     resources = _resources(state)
@@ -63,7 +63,7 @@ async def _run_check(check: Any, resources: Resources) -> str:
     return "ok"
 
 
-@get("/health/ready", tags=["health"], security=[])
+@get("/health/ready", tags=["health"])
 async def ready(state: State) -> Response[dict[str, Any]]:
     """200 when Postgres and Redis answer and the process is not draining; else 503."""
     resources = _resources(state)
