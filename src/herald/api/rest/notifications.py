@@ -104,7 +104,7 @@ class NotificationController(Controller):
     path = "/v1/notifications"
     tags = ["notifications"]
     # Only these routes need a key: the health routes have none in the document.
-    security = [{"bearer": []}]  # noqa: RUF012
+    security = [{"bearer": []}]
     dependencies = {"principal": Provide(provide_principal)}
 
     @post(
