@@ -11,14 +11,21 @@ from herald.config import RateLimit, SettingsError, load_settings
 
 
 def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PORT", "ENABLE_API", "ENABLE_WORKERS", "DATABASE_URL", "REDIS_URL"):
+    for name in (
+        "PORT",
+        "ENABLE_API",
+        "ENABLE_WORKERS",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "HERALD_DATA_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings(_env_file=None)
     assert settings.port == 8000
     assert settings.enable_api
     assert settings.enable_workers
-    assert settings.database_url == "postgresql+asyncpg://postgres@127.0.0.1:5432/herald"
-    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.database_url == ""  # embedded Postgres
+    assert settings.redis_url == ""  # embedded Valkey
     assert settings.shutdown_grace_seconds == 20
     assert settings.poll_delay_seconds == 0.05
     assert settings.worker_queues == []

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from herald.config import Settings
 from herald.db.migrate import pending_migrations
+from herald.embedded import describe as describe_embedded
 from herald.resources import process_role
 
 
@@ -47,12 +48,16 @@ async def _redis(settings: Settings) -> str:
     finally:
         await redis.aclose()
     warning = "" if policy == "noeviction" else " (warning: set noeviction, see README)"
-    return f"Redis {info.get('redis_version', '?')}, maxmemory-policy {policy}{warning}"
+    server = f"Valkey {info['valkey_version']}" if "valkey_version" in info else "Redis"
+    server = server if "valkey_version" in info else f"Redis {info.get('redis_version', '?')}"
+    return f"{server}, maxmemory-policy {policy}{warning}"
 
 
 async def run_checks(settings: Settings, echo: Callable[[str], None]) -> bool:
     echo(f"role: {process_role(settings)}  listen: {settings.host}:{settings.port}")
     echo(f"queues: {', '.join(settings.worker_queues) or 'all'}")
+    for line in describe_embedded():
+        echo(line)
     ok = True
     checks = (
         ("postgres", _safe(settings.database_url), "DATABASE_URL", _postgres),

@@ -35,6 +35,34 @@ def settings_or_exit(**overrides: Any) -> Settings:
         sys.exit(2)
 
 
+def embedded_or_exit(settings: Settings, role: str) -> Settings:
+    """`settings` with the embedded servers' URLs where DATABASE_URL / REDIS_URL are empty.
+
+    `herald serve` runs them; other commands join the running serve's, or run them for the
+    command's duration. Their notes go to the log (serve) or to stderr (commands, whose
+    stdout may be captured, as in `KEY=$(herald keys create x)`).
+    """
+    if settings.database_url and settings.redis_url:
+        return settings
+    from herald.embedded import EmbeddedError, use_embedded
+
+    try:
+        return use_embedded(settings, role=role, report=_log if role == "serve" else _note)
+    except EmbeddedError as exc:
+        fail(str(exc))
+
+
+def _log(level: str, event: str, message: str, **fields: Any) -> None:
+    import structlog
+
+    getattr(structlog.get_logger(), level)(event, detail=message, **fields)
+
+
+def _note(level: str, event: str, message: str, **fields: Any) -> None:
+    if level == "warning":
+        click.echo(f"herald: {message}", err=True)
+
+
 def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(coro_factory())
 
@@ -105,6 +133,7 @@ def serve(host: str | None, port: int | None, reload: bool, log_level: str | Non
 
     settings = settings_or_exit(host=host, port=port, log_level=log_level and log_level.upper())
     configure_logging(settings)
+    settings = embedded_or_exit(settings, "serve")
     # Build the app first: a bad setting is reported before anything touches the database.
     try:
         app = create_app(settings)
@@ -123,7 +152,11 @@ def serve(host: str | None, port: int | None, reload: bool, log_level: str | Non
             )
     if reload:
         os.environ.update(
-            HOST=settings.host, PORT=str(settings.port), LOG_LEVEL=settings.log_level.value
+            HOST=settings.host,
+            PORT=str(settings.port),
+            LOG_LEVEL=settings.log_level.value,
+            DATABASE_URL=settings.database_url,
+            REDIS_URL=settings.redis_url,
         )
         uvicorn.run(
             "herald.app:create_app_from_env",
@@ -157,6 +190,7 @@ def migrate() -> None:
 
     settings = settings_or_exit()
     configure_logging(settings)
+    settings = embedded_or_exit(settings, "migrate")
     try:
         applied = run(lambda: apply_migrations(settings))
     except Exception as exc:
@@ -169,7 +203,7 @@ def check() -> None:
     """Validate the settings and reach Postgres and Redis; exit non-zero on any problem."""
     from herald.checks import run_checks
 
-    settings = settings_or_exit()
+    settings = embedded_or_exit(settings_or_exit(), "check")
     ok = run(lambda: run_checks(settings, click.echo))
     sys.exit(0 if ok else 1)
 

@@ -122,8 +122,9 @@ class Settings(BaseSettings):
 
     # -- connections ----------------------------------------------------------------------------
     database_url: str = Field(
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/herald",
-        description="SQLAlchemy URL of the Postgres database (asyncpg driver).",
+        "",
+        description="SQLAlchemy URL of the Postgres database (asyncpg driver); empty: Herald"
+        " runs an embedded Postgres of its own (development, demos, a single small host).",
     )
     database_pool_size: int = Field(
         10,
@@ -134,7 +135,14 @@ class Settings(BaseSettings):
     database_timeout_seconds: float = Field(
         5.0, gt=0, description="Connect and statement timeout; past it the API answers 503."
     )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL for the queues.")
+    redis_url: str = Field(
+        "", description="Redis URL for the queues; empty: Herald runs an embedded Valkey."
+    )
+    herald_data_dir: str = Field(
+        "",
+        description="Where the embedded servers keep their data (default: the user data folder,"
+        " e.g. ~/.local/share/herald; /var/lib/herald for root).",
+    )
 
     # -- logging ---------------------------------------------------------------------------------
     log_level: LogLevel = Field(
@@ -294,9 +302,9 @@ class Settings(BaseSettings):
                 "SMTP_STARTTLS and SMTP_IMPLICIT_TLS are both true: a server takes one or the"
                 " other (587 usually STARTTLS, 465 implicit TLS)"
             )
-        if not self.database_url.startswith("postgresql+asyncpg://"):
+        if self.database_url and not self.database_url.startswith("postgresql+asyncpg://"):
             raise ValueError("DATABASE_URL must start with postgresql+asyncpg://")
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
         required = {
             "smtp": ("smtp_host",),

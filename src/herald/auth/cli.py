@@ -11,7 +11,8 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.auth.keys import create_key, list_keys, revoke_key
-from herald.cli import describe_error, fail, run, settings_or_exit
+from herald.cli import describe_error, embedded_or_exit, fail, run, settings_or_exit
+from herald.config import Settings
 from herald.db.engine import create_engine, create_session_maker
 from herald.errors import HeraldError
 
@@ -26,8 +27,7 @@ def keys() -> None:
 Action = Callable[[AsyncSession], Awaitable[T]]
 
 
-async def _in_session(action: Action[T]) -> T:
-    settings = settings_or_exit()
+async def _in_session(settings: Settings, action: Action[T]) -> T:
     engine = create_engine(settings, application_name="herald:cli")
     try:
         async with create_session_maker(engine)() as session, session.begin():
@@ -37,8 +37,10 @@ async def _in_session(action: Action[T]) -> T:
 
 
 def _run(action: Action[T]) -> T:
+    # Before the event loop: the embedded servers start (or are found) from the main thread.
+    settings = embedded_or_exit(settings_or_exit(), "keys")
     try:
-        return run(lambda: _in_session(action))
+        return run(lambda: _in_session(settings, action))
     except HeraldError as exc:
         fail(exc.detail)
     except Exception as exc:
