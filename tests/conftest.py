@@ -1,15 +1,20 @@
-"""Fixtures: the real Postgres and Redis of this machine, clean for every test.
+"""Fixtures: a real Postgres and Redis, clean for every test.
 
-Tests use the database `herald_test` (created and migrated once per run) and Redis database
-15, both overridable with HERALD_TEST_DATABASE_URL and HERALD_TEST_REDIS_URL. Every test
+With HERALD_TEST_DATABASE_URL and HERALD_TEST_REDIS_URL set, tests use those (e.g. the
+machine's servers); whichever is not set is an embedded server (Herald's own launcher, the
+wheels' Postgres and Valkey), started once per run in a temporary data folder. Tests use the
+database `herald_test` (created and migrated once per run) and Redis database 15. Every test
 starts with empty tables and an empty Redis database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -28,10 +33,36 @@ from herald.config import Settings
 from herald.db.migrate import migrate
 from tests.support.process import HeraldProcess
 
-DATABASE_URL = os.environ.get(
-    "HERALD_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/herald_test"
-)
-REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+def _test_servers() -> tuple[str, str]:
+    """The test database and Redis URLs: the configured ones, else embedded servers."""
+    database = os.environ.get("HERALD_TEST_DATABASE_URL", "")
+    redis_url = os.environ.get("HERALD_TEST_REDIS_URL", "")
+    # A `herald` subprocess that falls back to embedded mode must never touch the user's own
+    # data folder (nor the test servers' one, whose lock this process holds).
+    fallback = tempfile.mkdtemp(prefix="herald-test-fallback-")
+    atexit.register(shutil.rmtree, fallback, ignore_errors=True)
+    os.environ["HERALD_DATA_DIR"] = fallback
+    if database and redis_url:
+        return database, redis_url
+    from herald.embedded import use_embedded
+
+    folder = tempfile.mkdtemp(prefix="herald-test-servers-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # runs after they stop
+    settings = use_embedded(
+        Settings(
+            _env_file=None, database_url=database, redis_url=redis_url, herald_data_dir=folder
+        ),  # type: ignore[call-arg]
+        role="tests",
+        report=lambda *args, **fields: None,
+    )
+    database = database or make_url(settings.database_url).set(
+        database="herald_test"
+    ).render_as_string(hide_password=False)
+    return database, redis_url or settings.redis_url.rsplit("/", 1)[0] + "/15"
+
+
+DATABASE_URL, REDIS_URL = _test_servers()
 TABLES = ("notification_events", "notifications", "idempotency_keys", "api_keys", "paused_queues")
 
 
@@ -72,7 +103,11 @@ async def drop_database(name: str) -> None:
     """Drop a database of the test server, connections and all."""
     url = make_url(DATABASE_URL)
     conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, database="postgres"
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database="postgres",
     )
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

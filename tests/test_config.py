@@ -146,4 +146,4 @@ def test_check_passes_against_the_real_services() -> None:
     result = _herald("check", DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "postgres: ok (PostgreSQL" in result.stdout
-    assert "redis: ok (Redis" in result.stdout
+    assert "redis: ok (Redis" in result.stdout or "redis: ok (Valkey" in result.stdout

@@ -19,7 +19,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 async def _revision(url: str) -> str:
     target = make_url(url)
     conn = await asyncpg.connect(
-        host=target.host, port=target.port or 5432, user=target.username, database=target.database
+        host=target.host,
+        port=target.port or 5432,
+        user=target.username,
+        password=target.password,
+        database=target.database,
     )
     try:
         return str(await conn.fetchval("SELECT version_num FROM alembic_version"))

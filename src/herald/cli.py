@@ -35,19 +35,20 @@ def settings_or_exit(**overrides: Any) -> Settings:
         sys.exit(2)
 
 
-def embedded_or_exit(settings: Settings, role: str) -> Settings:
+def embedded_or_exit(settings: Settings, role: str, *, redis: bool = True) -> Settings:
     """`settings` with the embedded servers' URLs where DATABASE_URL / REDIS_URL are empty.
 
     `herald serve` runs them; other commands join the running serve's, or run them for the
     command's duration. Their notes go to the log (serve) or to stderr (commands, whose
     stdout may be captured, as in `KEY=$(herald keys create x)`).
     """
-    if settings.database_url and settings.redis_url:
+    if settings.database_url and (settings.redis_url or not redis):
         return settings
     from herald.embedded import EmbeddedError, use_embedded
 
+    report = _log if role == "serve" else _note
     try:
-        return use_embedded(settings, role=role, report=_log if role == "serve" else _note)
+        return use_embedded(settings, role=role, report=report, redis=redis)
     except EmbeddedError as exc:
         fail(str(exc))
 
@@ -190,7 +191,7 @@ def migrate() -> None:
 
     settings = settings_or_exit()
     configure_logging(settings)
-    settings = embedded_or_exit(settings, "migrate")
+    settings = embedded_or_exit(settings, "migrate", redis=False)
     try:
         applied = run(lambda: apply_migrations(settings))
     except Exception as exc:

@@ -78,7 +78,11 @@ async def test_a_database_stall_does_not_bunch_rate_limited_sends(
 
     url = make_url(DATABASE_URL)
     connection = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, database=url.database
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database,
     )
     try:
         async with connection.transaction():

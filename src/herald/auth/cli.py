@@ -38,7 +38,7 @@ async def _in_session(settings: Settings, action: Action[T]) -> T:
 
 def _run(action: Action[T]) -> T:
     # Before the event loop: the embedded servers start (or are found) from the main thread.
-    settings = embedded_or_exit(settings_or_exit(), "keys")
+    settings = embedded_or_exit(settings_or_exit(), "keys", redis=False)
     try:
         return run(lambda: _in_session(settings, action))
     except HeraldError as exc:

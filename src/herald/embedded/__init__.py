@@ -71,15 +71,18 @@ def describe() -> list[str]:
     ]
 
 
-def use_embedded(settings: Settings, *, role: str, report: Report) -> Settings:
+def use_embedded(settings: Settings, *, role: str, report: Report, redis: bool = True) -> Settings:
     """Settings with the embedded servers' URLs where DATABASE_URL / REDIS_URL are empty.
+
+    `redis=False` for a command that needs Postgres only (`migrate`, `keys`): it then never
+    starts a Valkey of its own.
 
     Starts the servers (stopped at exit) or joins those of the running `herald serve`.
     Call it from the main thread, before an event loop runs: it blocks for their start-up.
     Raises `EmbeddedError` with a message to show as it is.
     """
     global _active
-    postgres, valkey = not settings.database_url, not settings.redis_url
+    postgres, valkey = not settings.database_url, redis and not settings.redis_url
     if not (postgres or valkey):
         return settings
     if sys.platform == "win32":
