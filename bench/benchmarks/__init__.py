@@ -13,4 +13,5 @@ ORDER = [
     "memory",
     "dashboard_overview",
     "hostile_json",
+    "startup",
 ]
