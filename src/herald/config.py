@@ -186,6 +186,16 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How late a due notification may be before it is re-enqueued."
     )
     idempotency_ttl_seconds: int = Field(86_400, ge=60, description="How long keys are kept.")
+    retention_days: int = Field(
+        30,
+        ge=0,
+        le=36_500,
+        description="Finished notifications (and their events) older than this many days are "
+        "deleted; 0 keeps them forever.",
+    )
+    retention_interval_seconds: float = Field(
+        60.0, gt=0, description="How often the retention pass runs (one replica at a time)."
+    )
     provider_timeout_seconds: float = Field(10.0, gt=0, description="HTTP/SMTP call timeout.")
 
     # -- providers -----------------------------------------------------------------------------

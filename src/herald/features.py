@@ -27,8 +27,9 @@ def api_routers(settings: Settings) -> list[Any]:
 def worker_extensions(settings: Settings) -> list[WorkerExtension]:
     """Called with the worker runtime before it starts (periodic tasks such as the reconciler)."""
     from herald.notifications.reconciler import install_reconciler
+    from herald.notifications.retention import install_retention
 
-    return [install_reconciler]
+    return [install_reconciler, install_retention]
 
 
 def cli_commands() -> list[Any]:

@@ -116,6 +116,12 @@ status_events_dropped = Counter(
     "herald_status_events_dropped",
     "Status events not published (Redis away, or the buffer full); the events table has them.",
 )
+retention_deleted = Counter(
+    "herald_retention_deleted",
+    "Rows deleted by retention: finished notifications past RETENTION_DAYS (their events go with "
+    "them) and expired idempotency keys.",
+    ["table"],
+)
 rate_limit_waits = Counter(
     "herald_rate_limit_waits",
     "Deliveries that waited for a send slot, or were deferred, under the channel's rate limit.",
@@ -136,6 +142,8 @@ def prime(queues: Iterable[str], providers: Mapping[str, str]) -> None:
         worker_loop_up.labels(queue)
     for reason in ("lease_expired", "lost", "scheduled"):
         reconciler_recovered.labels(reason)
+    for table in ("notifications", "idempotency_keys"):
+        retention_deleted.labels(table)
     for channel, provider in providers.items():
         rate_limit_waits.labels(channel)
         for outcome in ("sent", "failed", "retried"):

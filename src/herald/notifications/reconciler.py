@@ -45,7 +45,6 @@ async def reconcile_once(resources: Resources) -> dict[str, int] | None:
             log.warning("reconciler.lease_expired", notification_id=str(moved.id), now=moved.status)
         retrying = [m for m in expired if m.status == Status.RETRYING]
         overdue = await store.overdue(connection, settings.reconcile_grace_seconds, _BATCH)
-        await store.delete_expired_idempotency_records(connection, 1000)
         uow.publish([m.event for m in expired])
         uow.deliver([*retrying, *overdue])
         reasons = ["lease_expired"] * len(retrying) + [

@@ -179,11 +179,13 @@ async def delete_finished_before(connection: AsyncConnection, cutoff: datetime, 
     return int(result.rowcount)
 
 
-async def delete_expired_idempotency_records(connection: AsyncConnection, batch: int) -> None:
-    await connection.execute(
+async def delete_expired_idempotency_records(connection: AsyncConnection, batch: int) -> int:
+    """Delete up to `batch` idempotency records past their expiry; how many."""
+    result = await connection.execute(
         text(
             "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys"
             " WHERE expires_at < now() LIMIT :batch)"
         ),
         {"batch": batch},
     )
+    return int(result.rowcount)
