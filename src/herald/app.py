@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
-from herald import __version__, metrics
+from herald import __version__, memory, metrics
 from herald.api.rest.health import route_handlers as health_routes
 from herald.api.rest.metrics import route_handlers as metrics_routes
 from herald.api.rest.openapi import ClosedStructSchemaPlugin
@@ -33,6 +34,7 @@ from herald.channels.push import ServiceAccount
 from herald.config import Settings, SettingsError
 from herald.db.engine import create_engine, create_session_maker
 from herald.logging import configure_logging
+from herald.memory import CeilingTooLow, MemoryCeiling
 from herald.notifications.events import EventFeed
 from herald.notifications.ratelimit import RateLimiter
 from herald.notifications.use_cases import NotificationUseCases
@@ -154,10 +156,30 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         # collector's reach, so full collections stay short (bench: idle GET p99 ~140 -> ~60 ms).
         gc.collect()
         gc.freeze()
+        if settings.max_memory_mb:
+            ceiling = MemoryCeiling(settings.max_memory_mb, lambda: _restart_for_memory(app))
+            try:
+                ceiling.check_start_up()
+            except CeilingTooLow as exc:
+                log.error("memory.ceiling_too_low", detail=str(exc))
+                app.state.exit_status = 2
+                raise
+            ceiling.start()
+            stack.push_async_callback(ceiling.stop)
         log.info("herald.started", role=role, instance=instance, version=__version__)
         yield
         log.info("herald.stopping", role=role)
     log.info("herald.stopped")
+
+
+def _restart_for_memory(app: Litestar) -> None:
+    """Drain as on SIGTERM and exit with the memory ceiling's status."""
+    app.state.exit_status = memory.EXIT_STATUS
+    request_shutdown = app.state.get("request_shutdown")
+    if request_shutdown is not None:
+        request_shutdown()
+    else:  # not under `herald serve` (uvicorn run another way): the signal drains too
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def create_app(settings: Settings) -> Litestar:

@@ -180,7 +180,12 @@ def serve(host: str | None, port: int | None, reload: bool, log_level: str | Non
         timeout_graceful_shutdown=5,
         server_header=False,
     )
-    HeraldServer(config, app).run()
+    try:
+        HeraldServer(config, app).run()  # raises SystemExit(3) when start-up failed
+    finally:
+        status = app.state.get("exit_status")
+        if status:  # the memory ceiling (75), or a ceiling refused at start-up (2)
+            sys.exit(status)
 
 
 @cli.command()

@@ -186,6 +186,11 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How late a due notification may be before it is re-enqueued."
     )
     idempotency_ttl_seconds: int = Field(86_400, ge=60, description="How long keys are kept.")
+    max_memory_mb: int | None = Field(
+        None,
+        ge=64,
+        description="Drain and exit (status 75) when RSS stays above this many MiB; empty: off.",
+    )
     retention_days: int = Field(
         30,
         ge=0,
@@ -272,6 +277,11 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.upper() in LogLevel.__members__:
             return value.upper()
         return value
+
+    @field_validator("max_memory_mb", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("dashboard_password_hash")
     @classmethod

@@ -79,6 +79,14 @@ worker_wakeups = Counter(
     "pubsub: by another process). Jobs not woken for are found by the next poll.",
     ["queue", "source"],
 )
+memory_ceiling_bytes = Gauge(
+    "herald_memory_ceiling_bytes",
+    "MAX_MEMORY_MB in bytes (0: no ceiling); compare with process_resident_memory_bytes.",
+)
+memory_ceiling_exceeded = Gauge(
+    "herald_memory_ceiling_exceeded",
+    "1 once RSS stayed above MAX_MEMORY_MB and the process is draining to be restarted.",
+)
 worker_loop_up = Gauge(
     "herald_worker_loop_up", "1 while the queue's worker loop is running, else 0.", ["queue"]
 )

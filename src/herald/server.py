@@ -26,6 +26,7 @@ class HeraldServer(uvicorn.Server):
         self._app = app
         self._drain: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        app.state.request_shutdown = self.request_shutdown
 
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
@@ -37,6 +38,16 @@ class HeraldServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self._captured_signals.append(sig)
+        resources.draining = True
+        self._loop.call_soon_threadsafe(self._start_drain, resources)
+
+    def request_shutdown(self) -> None:
+        """Drain and stop as on SIGTERM, from inside the process (the memory ceiling). No
+        signal is re-raised at the end, so the exit status is the caller's to set."""
+        resources: Resources | None = self._app.state.get("resources")
+        if self._drain is not None or resources is None or self._loop is None:
+            self.should_exit = True
+            return
         resources.draining = True
         self._loop.call_soon_threadsafe(self._start_drain, resources)
 

@@ -38,3 +38,12 @@ async def crash(ctx: JobContext, api_key: str, body: str) -> None:
     """A job that fails with secrets in its local variables (the log-canary tests)."""
     credentials = {"authorization": f"Bearer {api_key}", "body": body}
     raise RuntimeError(f"crashed with {len(credentials)} values in hand")
+
+
+_held: list[bytes] = []
+
+
+@job(queue="a", name="test.hog")
+async def hog(ctx: JobContext, megabytes: int) -> None:
+    """Grow the process by `megabytes` MiB and keep it (the memory-ceiling test)."""
+    _held.append(b"\x01" * (megabytes * 1024 * 1024))
