@@ -30,6 +30,8 @@ def sent_by(process: HeraldProcess) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+# About 30 s on a quiet machine; four processes on two busy cores can take several minutes.
+@pytest.mark.timeout(300)
 async def test_three_replicas_send_3000_notifications_exactly_once(
     herald: Start, standin: TwilioStandIn
 ) -> None:
