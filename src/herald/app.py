@@ -8,6 +8,7 @@ pool is closed. Nothing connects at import time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
@@ -41,6 +42,7 @@ from herald.notifications.use_cases import NotificationUseCases
 from herald.queue import JobQueue, JobRegistry, WorkerRuntime, load_jobs, select_queues
 from herald.queue.control import ProcessInfo
 from herald.queue.stats import QueueStats
+from herald.reporting import configure_reporting, flush_reports
 from herald.request_context import RequestContextMiddleware
 from herald.resources import Resources, instance_name, process_role
 
@@ -151,6 +153,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             resources.runtime = runtime
             await runtime.start()
             stack.push_async_callback(runtime.drain, settings.shutdown_grace_seconds)
+        stack.push_async_callback(asyncio.to_thread, flush_reports)
         stack.callback(setattr, resources, "draining", True)
         # Everything allocated so far lives as long as the process: move it out of the
         # collector's reach, so full collections stay short (bench: idle GET p99 ~140 -> ~60 ms).
@@ -202,6 +205,7 @@ def create_app(settings: Settings) -> Litestar:
             except SettingsError as exc:
                 raise ValueError(str(exc)) from exc
 
+    configure_reporting(settings)
     routes: list[Any] = [*health_routes, *metrics_routes]
     if settings.enable_api:
         routes.append(Router(path="/", route_handlers=api_routers(settings)))

@@ -186,6 +186,10 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How late a due notification may be before it is re-enqueued."
     )
     idempotency_ttl_seconds: int = Field(86_400, ge=60, description="How long keys are kept.")
+    sentry_dsn: SecretStr = Field(
+        SecretStr(""), description="Report unexpected errors to this Sentry DSN (the sentry extra)."
+    )
+    sentry_environment: str = Field("production", description="Sentry's environment tag.")
     max_memory_mb: int | None = Field(
         None,
         ge=64,

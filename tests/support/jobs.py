@@ -47,3 +47,9 @@ _held: list[bytes] = []
 async def hog(ctx: JobContext, megabytes: int) -> None:
     """Grow the process by `megabytes` MiB and keep it (the memory-ceiling test)."""
     _held.append(b"\x01" * (megabytes * 1024 * 1024))
+
+
+@job(queue="a", name="test.crash_loudly")
+async def crash_loudly(ctx: JobContext, api_key: str, email: str, phone: str) -> None:
+    """A job whose error message itself names an address, a number and a key (Sentry tests)."""
+    raise RuntimeError(f"could not reach {email} or {phone} with {api_key}")

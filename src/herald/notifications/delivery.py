@@ -36,6 +36,7 @@ from herald.logging import mask_address
 from herald.notifications import transitions
 from herald.notifications.unit_of_work import UnitOfWork
 from herald.queue import JobContext
+from herald.reporting import report_exception
 from herald.resources import Resources
 
 log = structlog.get_logger()
@@ -128,6 +129,7 @@ async def deliver(ctx: JobContext[Resources], notification_id: str, attempt: int
         error = exc
     except Exception as exc:  # a bug or an unexpected library error: retry, and say so
         log.exception("delivery.provider_crashed")
+        report_exception(exc)
         error = TransientError(f"unexpected error: {type(exc).__name__}: {exc}")
     finally:
         elapsed = time.perf_counter() - started

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald import metrics
 from herald.config import Settings
+from herald.errors import is_outage
 from herald.queue.client import JobQueue
 from herald.queue.control import (
     HEARTBEAT_SECONDS,
@@ -33,6 +34,7 @@ from herald.queue.control import (
 from herald.queue.keys import WAKE_CHANNEL, queue_key
 from herald.queue.registry import JobRegistry
 from herald.queue.worker import HeraldWorker, build_worker, create_worker_redis
+from herald.reporting import report_exception
 
 log = structlog.get_logger()
 
@@ -91,6 +93,8 @@ class SupervisedWorker:
                 self.state = "restarting"
                 self.restarts += 1
                 metrics.worker_restarts.labels(self.queue).inc()
+                if not is_outage(exc):  # Redis going away is not a bug; anything else is
+                    report_exception(exc)
                 log.warning(
                     "worker.restarting",
                     queue=self.queue,

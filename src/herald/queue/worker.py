@@ -34,6 +34,7 @@ from herald.queue.context import JobContext
 from herald.queue.keys import due_time_ms, queue_key
 from herald.queue.registry import JobDefinition
 from herald.queue.serialization import deserialize, serialize
+from herald.reporting import report_exception
 
 log = structlog.get_logger()
 
@@ -215,9 +216,10 @@ def instrumented(
             metrics.jobs_failed.labels(*labels).inc()
             log.error("job.timed_out", timeout_seconds=timeout_seconds)
             raise
-        except Exception:
+        except Exception as exc:
             metrics.jobs_failed.labels(*labels).inc()
             log.exception("job.crashed")
+            report_exception(exc)
             raise
         else:
             outcome = "succeeded"

@@ -22,6 +22,7 @@ from litestar.plugins.problem_details import (
 )
 
 from herald.errors import ErrorKind, FieldProblem, HeraldError, RateLimited, is_outage
+from herald.reporting import report_exception
 
 log = structlog.get_logger()
 
@@ -122,6 +123,7 @@ def from_any(exc: Exception) -> Problem:
         log.warning("http.dependency_unavailable", error=f"{type(exc).__name__}: {exc}")
         return problem(503, _OUTAGE_DETAIL)
     log.exception("http.unhandled_error")
+    report_exception(exc)
     return problem(500, "An unexpected error occurred.")
 
 
