@@ -63,7 +63,14 @@ def _test_servers() -> tuple[str, str]:
 
 
 DATABASE_URL, REDIS_URL = _test_servers()
-TABLES = ("notification_events", "notifications", "idempotency_keys", "api_keys", "paused_queues")
+TABLES = (
+    "notification_events",
+    "notifications",
+    "idempotency_keys",
+    "api_keys",
+    "paused_queues",
+    "worker_processes",
+)
 
 
 def base_env() -> dict[str, str]:

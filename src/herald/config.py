@@ -185,6 +185,12 @@ class Settings(BaseSettings):
     reconcile_grace_seconds: float = Field(
         30.0, ge=0, description="How late a due notification may be before it is re-enqueued."
     )
+    recovery_seconds: float = Field(
+        10.0,
+        ge=4.0,
+        description="A worker process silent this long is dead: the reconciler takes back its "
+        "deliveries without waiting for their leases.",
+    )
     idempotency_ttl_seconds: int = Field(86_400, ge=60, description="How long keys are kept.")
     sentry_dsn: SecretStr = Field(
         SecretStr(""), description="Report unexpected errors to this Sentry DSN (the sentry extra)."

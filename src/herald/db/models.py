@@ -92,6 +92,8 @@ class Notification(Base):
     max_attempts: Mapped[int] = mapped_column(Integer)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The worker process (`WorkerProcess.id`) holding the lease of a `sending` row.
+    leased_by: Mapped[uuid.UUID | None] = mapped_column(UUID)
     provider: Mapped[str | None] = mapped_column(String(32))
     provider_message_id: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
@@ -154,3 +156,15 @@ class PausedQueue(Base):
     queue: Mapped[str] = mapped_column(String(64), primary_key=True)
     paused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     paused_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class WorkerProcess(Base):
+    """A worker process's heartbeat in Postgres, beside the truth it protects: a `sending` row
+    whose `leased_by` names a process not seen for `RECOVERY_SECONDS` is taken back at once,
+    instead of waiting for its lease (migration 0005)."""
+
+    __tablename__ = "worker_processes"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    instance: Mapped[str] = mapped_column(String(200))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -71,10 +71,17 @@ def lease_seconds(settings: Settings, channel: str) -> float:
 
 
 async def claim(
-    uow: UnitOfWork, notification_id: str, attempt: int, lease: float, provider: str
+    uow: UnitOfWork,
+    notification_id: str,
+    attempt: int,
+    lease: float,
+    provider: str,
+    leased_by: uuid.UUID | None,
 ) -> Claimed | None:
     """Claim exactly this attempt (see `transitions.claim`); None if it is not claimable."""
-    claimed = await transitions.claim(uow.connection, notification_id, attempt, lease, provider)
+    claimed = await transitions.claim(
+        uow.connection, notification_id, attempt, lease, provider, leased_by
+    )
     if claimed is None:
         return None
     row, moved = claimed
@@ -107,7 +114,12 @@ async def deliver(ctx: JobContext[Resources], notification_id: str, attempt: int
 
     async with resources.worker_unit_of_work() as uow:
         claimed = await claim(
-            uow, notification_id, attempt, lease_seconds(settings, channel), provider.name
+            uow,
+            notification_id,
+            attempt,
+            lease_seconds(settings, channel),
+            provider.name,
+            resources.runtime.process_id if resources.runtime is not None else None,
         )
     if claimed is None:
         log.info("delivery.skipped", reason="not claimable: done, cancelled or not due")

@@ -3,8 +3,11 @@
 Every `RECONCILE_INTERVAL_SECONDS`, one replica at a time (a transaction-scoped Postgres
 advisory lock; the others skip the pass):
 
-1. `sending` rows whose lease expired (their worker died mid-delivery) are taken back: the
-   attempt counts, and the row becomes `retrying` now, or `failed` if the budget is spent.
+1. `sending` rows whose worker died mid-delivery are taken back: their lease expired, or the
+   process holding them stopped its heartbeat (`worker_processes`) for `RECOVERY_SECONDS`
+   (10 s), long before the lease (the job timeout plus a margin). The attempt counts, and the
+   row becomes `retrying` now, or `failed` if the budget is spent. A live process beats
+   every two seconds, so its long jobs are never taken from it.
 2. `queued`, `retrying` and `scheduled` rows due for longer than `RECONCILE_GRACE_SECONDS`
    have their delivery job enqueued again. The job id names the attempt, so if the job is
    still in Redis (a backlog, not a loss) this is a no-op; only lost jobs are re-created.
@@ -15,12 +18,15 @@ or a SIGKILL harmless, without waiting for arq's in-progress expiry.
 
 from __future__ import annotations
 
+import time
+
 import structlog
 from sqlalchemy import func, select
 
 from herald import metrics
 from herald.notifications import store, transitions
 from herald.queue import WorkerRuntime
+from herald.queue.control import HEARTBEAT_SECONDS
 from herald.resources import Resources
 from herald.vocabulary import Status
 
@@ -40,7 +46,9 @@ async def reconcile_once(resources: Resources) -> dict[str, int] | None:
         locked = await connection.scalar(select(func.pg_try_advisory_xact_lock(_LOCK_KEY)))
         if not locked:
             return None
-        expired = await transitions.take_back_expired(connection, _BATCH)
+        expired = await transitions.take_back_abandoned(
+            connection, _BATCH, _trusted_recovery_seconds(resources)
+        )
         for moved in expired:
             log.warning("reconciler.lease_expired", notification_id=str(moved.id), now=moved.status)
         retrying = [m for m in expired if m.status == Status.RETRYING]
@@ -60,6 +68,19 @@ async def reconcile_once(resources: Resources) -> dict[str, int] | None:
     if any(recovered.values()):
         log.warning("reconciler.recovered", **recovered)
     return recovered
+
+
+def _trusted_recovery_seconds(resources: Resources) -> float | None:
+    """RECOVERY_SECONDS, once this process has itself beaten without a break for longer than
+    that: after a Postgres outage every heartbeat is stale for a moment, and a live process
+    must not look dead. None (leases only) until then."""
+    runtime = resources.runtime
+    recovery = resources.settings.recovery_seconds
+    if runtime is None or runtime.beating_since is None:
+        return None
+    if time.monotonic() - runtime.beating_since < recovery + HEARTBEAT_SECONDS:
+        return None
+    return recovery
 
 
 def install_reconciler(runtime: WorkerRuntime, resources: Resources) -> None:

@@ -169,7 +169,7 @@ _CLAIM = text(
         UPDATE notifications
            SET status = 'sending', attempts = attempts + 1, updated_at = now(),
                lease_expires_at = now() + make_interval(secs => :lease), provider = :provider,
-               event_seq = event_seq + 1
+               leased_by = :leased_by, event_seq = event_seq + 1
          WHERE id = :id AND attempts = :attempt - 1
            AND {sql_in("status", WAITING)}
            AND (next_attempt_at IS NULL OR next_attempt_at <= now() + interval '5 seconds')
@@ -183,14 +183,26 @@ _CLAIM = text(
 
 
 async def claim(
-    connection: AsyncConnection, notification_id: str, attempt: int, lease: float, provider: str
+    connection: AsyncConnection,
+    notification_id: str,
+    attempt: int,
+    lease: float,
+    provider: str,
+    leased_by: uuid.UUID | None,
 ) -> tuple[Row[Any], Moved] | None:
-    """Take `attempt` of a due notification (`-> sending`, attempts + 1, a lease); only the job
-    for exactly this attempt can win. None when it is done, cancelled, claimed or not due."""
+    """Take `attempt` of a due notification (`-> sending`, attempts + 1, a lease held by the
+    worker process `leased_by`); only the job for exactly this attempt can win. None when it
+    is done, cancelled, claimed or not due."""
     row = (
         await connection.execute(
             _CLAIM,
-            {"id": notification_id, "attempt": attempt, "lease": lease, "provider": provider},
+            {
+                "id": notification_id,
+                "attempt": attempt,
+                "lease": lease,
+                "provider": provider,
+                "leased_by": leased_by,
+            },
         )
     ).first()
     if row is None:
@@ -203,7 +215,7 @@ _FINISH = text(
     f"""
     WITH moved AS (
         UPDATE notifications
-           SET status = :status, updated_at = now(), lease_expires_at = NULL,
+           SET status = :status, updated_at = now(), lease_expires_at = NULL, leased_by = NULL,
                next_attempt_at = :next_attempt_at, error = :error,
                provider_message_id = :provider_message_id, sent_at = :sent_at,
                event_seq = event_seq + 1
@@ -320,8 +332,13 @@ async def retry_failed_in_queue(
 _TAKE_BACK_EXPIRED = text(
     f"""
     WITH expired AS (
-        SELECT id FROM notifications
-         WHERE status = 'sending' AND lease_expires_at < now()
+        SELECT id FROM notifications n
+         WHERE status = 'sending'
+           AND (lease_expires_at < now()
+                OR (:trust_heartbeats AND leased_by IS NOT NULL AND NOT EXISTS (
+                        SELECT 1 FROM worker_processes p
+                         WHERE p.id = n.leased_by
+                           AND p.last_seen > now() - make_interval(secs => :recovery))))
          ORDER BY lease_expires_at
          LIMIT :batch
          FOR UPDATE SKIP LOCKED
@@ -330,8 +347,10 @@ _TAKE_BACK_EXPIRED = text(
            SET status = CASE WHEN n.attempts < n.max_attempts THEN 'retrying' ELSE 'failed' END,
                next_attempt_at = CASE WHEN n.attempts < n.max_attempts THEN now() END,
                error = 'attempt ' || n.attempts || ' abandoned: its worker stopped before '
-                       || 'recording the outcome (lease expired)',
-               lease_expires_at = NULL,
+                       || 'recording the outcome ('
+                       || CASE WHEN n.lease_expires_at < now() THEN 'lease expired'
+                               ELSE 'its process stopped beating' END || ')',
+               lease_expires_at = NULL, leased_by = NULL,
                updated_at = now(),
                event_seq = n.event_seq + 1
           FROM expired WHERE n.id = expired.id
@@ -347,8 +366,19 @@ _TAKE_BACK_EXPIRED = text(
 )
 
 
-async def take_back_expired(connection: AsyncConnection, batch: int) -> list[Moved]:
-    """`sending` rows whose lease expired (their worker died): the attempt counts, and each
-    becomes `retrying` now, or `failed` when its budget is spent."""
-    rows = await connection.execute(_TAKE_BACK_EXPIRED, {"batch": batch})
+async def take_back_abandoned(
+    connection: AsyncConnection, batch: int, recovery_seconds: float | None
+) -> list[Moved]:
+    """`sending` rows whose worker died: their lease expired, or (with `recovery_seconds`,
+    when heartbeats can be trusted) the process holding them has not beaten for that long.
+    The attempt counts, and each becomes `retrying` now, or `failed` when its budget is spent.
+    """
+    rows = await connection.execute(
+        _TAKE_BACK_EXPIRED,
+        {
+            "batch": batch,
+            "trust_heartbeats": recovery_seconds is not None,
+            "recovery": recovery_seconds or 0.0,
+        },
+    )
     return [_moved(row) for row in rows]

@@ -3,21 +3,24 @@
 Pausing is a row in `paused_queues`, so it survives restarts of Herald and of Redis. Every
 worker process re-reads the paused set twice a second and stops or resumes picking from
 those queues; jobs already running finish. Heartbeats are a Redis hash of the processes
-alive now (host, role, queues, started, last seen), refreshed every two seconds.
+alive now (host, role, queues, started, last seen), refreshed every two seconds, for the
+dashboard; the same beat goes to Postgres (`worker_processes`), where the reconciler reads it
+to take back the deliveries of a process that died.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald.db.models import PausedQueue
+from herald.db.models import PausedQueue, WorkerProcess
 
 PROCESSES_KEY = "herald:processes"
 HEARTBEAT_SECONDS = 2.0
@@ -37,6 +40,20 @@ async def resume_queue(session: AsyncSession, queue: str) -> None:
 
 async def paused_queues(session: AsyncSession) -> set[str]:
     return set((await session.scalars(select(PausedQueue.queue))).all())
+
+
+async def beat(session: AsyncSession, process_id: uuid.UUID, instance: str) -> None:
+    """This worker process is alive (its row in `worker_processes`, refreshed every 2 s)."""
+    await session.execute(
+        insert(WorkerProcess)
+        .values(id=process_id, instance=instance, last_seen=func.now())
+        .on_conflict_do_update(index_elements=["id"], set_={"last_seen": func.now()})
+    )
+
+
+async def end_beat(session: AsyncSession, process_id: uuid.UUID) -> None:
+    """This worker process has stopped: what it still held can be taken back at once."""
+    await session.execute(delete(WorkerProcess).where(WorkerProcess.id == process_id))
 
 
 @dataclass(frozen=True, slots=True)

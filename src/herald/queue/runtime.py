@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,8 @@ from herald.queue.client import JobQueue
 from herald.queue.control import (
     HEARTBEAT_SECONDS,
     ProcessInfo,
+    beat,
+    end_beat,
     paused_queues,
     remove_heartbeat,
     write_heartbeat,
@@ -183,6 +186,11 @@ class WorkerRuntime:
         self._session_maker = session_maker
         self._process = process
         self.paused: set[str] = set()
+        # This process's id in `worker_processes` and in the leases it takes; new per start, so
+        # a restarted container with the same host name and pid is another process.
+        self.process_id = uuid.uuid4()
+        # Since when (monotonic) every heartbeat to Postgres has succeeded; None while they fail.
+        self.beating_since: float | None = None
         self.queues = select_queues(settings, registry)
         self.workers: dict[str, SupervisedWorker] = {}
         self._periodic: list[tuple[str, float, Callable[[], Coroutine[Any, Any, object]]]] = []
@@ -219,6 +227,7 @@ class WorkerRuntime:
 
     async def start(self) -> None:
         settings = self._settings
+        await self._beat()  # before the first claim names this process
         for queue in self.queues:
             redis = create_worker_redis(
                 settings.redis_url, queue=queue, client_name=f"{self._client_name}:{queue}"
@@ -244,6 +253,18 @@ class WorkerRuntime:
             self._tasks.append(task)
         log.info("workers.started", queues=self.queues)
 
+    async def _beat(self) -> None:
+        """Heartbeat to Postgres; `beating_since` says for how long it has been unbroken."""
+        try:
+            async with self._session_maker() as session, session.begin():
+                await beat(session, self.process_id, self._process.instance)
+        except Exception as exc:  # Postgres down: the reconciler must not trust heartbeats
+            self.beating_since = None
+            log.debug("queues.heartbeat_failed", error=repr(exc))
+        else:
+            if self.beating_since is None:
+                self.beating_since = time.monotonic()
+
     async def _maintain(self) -> None:
         """Follow pause/resume within half a second, and heartbeat every two seconds."""
         last_beat = 0.0
@@ -254,6 +275,7 @@ class WorkerRuntime:
             except Exception as exc:  # Postgres down: keep the last known state
                 log.debug("queues.pause_state_unavailable", error=repr(exc))
             if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                await self._beat()
                 try:
                     await write_heartbeat(self._redis, self._process)
                     last_beat = time.monotonic()
@@ -339,6 +361,9 @@ class WorkerRuntime:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await remove_heartbeat(self._redis, self._process.instance)
+        with contextlib.suppress(Exception):
+            async with self._session_maker() as session, session.begin():
+                await end_beat(session, self.process_id)
         await asyncio.gather(*(w.close() for w in self.workers.values()))
         self._drained.set()
         log.info("workers.stopped")
