@@ -240,7 +240,7 @@ def test_every_alert_is_labelled_annotated_and_tested_both_ways() -> None:
     for rule in rules:
         assert "for" in rule, rule["alert"]
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
-        for annotation in ("summary", "description", "runbook"):
+        for annotation in ("summary", "description", "runbook", "runbook_url"):
             assert rule["annotations"].get(annotation, "").strip(), (rule["alert"], annotation)
 
     fires: set[str] = set()
