@@ -247,6 +247,12 @@ class HeraldServe:
         return self.proc.pid
 
     async def start(self, timeout: float = 30.0) -> HeraldServe:
+        await self.spawn()
+        await self.wait_live(timeout)
+        return self
+
+    async def spawn(self) -> None:
+        """Start `herald serve`, without waiting for it to answer."""
         # Only what the process needs: the benchmark's own settings must not leak in.
         env = {k: v for k, v in child_env().items() if not k.startswith("BENCH_")}
         env.update(self.env)
@@ -261,8 +267,6 @@ class HeraldServe:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
-        await self.wait_live(timeout)
-        return self
 
     async def wait_live(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -105,20 +105,8 @@ class Startup(ThroughHerald):
 
 
 async def _time_start(server: HeraldServe, poll: float) -> float:
-    env = {k: v for k, v in child_env().items() if not k.startswith("BENCH_")}
-    env.update(server.env)
     started = time.monotonic()
-    server.proc = await asyncio.create_subprocess_exec(
-        python(),
-        "-m",
-        "herald",
-        "serve",
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=server._log_file,
-        stderr=subprocess.STDOUT,
-    )
+    await server.spawn()
     deadline = started + 90
     async with httpx.AsyncClient(base_url=server.url, timeout=2) as client:
         while time.monotonic() < deadline:
