@@ -60,20 +60,24 @@ class EventFeed:
         self._buffer: list[StatusEvent] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="herald-event-feed")
 
     async def stop(self) -> None:
-        """Flush what is buffered (best effort, bounded), then stop."""
+        """Flush what is buffered (best effort), then stop.
+
+        The task is asked to finish, not cancelled: cancelling a task created inside the
+        lifespan (which Litestar runs in an anyio task group) left the lifespan's own teardown
+        cancelled and hanging. Redis calls are bounded by the client's socket timeout.
+        """
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self._stopping = True
+        self._ready.set()
+        await self._task
         self._task = None
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._flush(), timeout=1)
 
     def publish(self, events: Sequence[StatusEvent]) -> None:
         """Queue events for publishing; never blocks, never raises."""
@@ -87,14 +91,15 @@ class EventFeed:
         self._ready.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._ready.wait()
             self._ready.clear()
             try:
                 await self._flush()
             except Exception as exc:  # Redis away: drop this batch, keep the feed alive
                 log.warning("events.publish_failed", error=f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(0.5)
+                if not self._stopping:
+                    await asyncio.sleep(0.5)
 
     async def _flush(self) -> None:
         while self._buffer:
