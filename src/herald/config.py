@@ -269,6 +269,19 @@ class Settings(BaseSettings):
         2.0, ge=0.5, le=60, description="How often the dashboard's live parts refresh."
     )
 
+    # GraphQL at /graphql
+    graphql_ide: bool = Field(False, description="Serve GraphiQL at /graphql (off: no IDE).")
+    graphql_allow_get: bool = Field(
+        False, description="Accept queries over GET (never mutations); off: POST only."
+    )
+    graphql_max_depth: int = Field(10, ge=2, le=100, description="Deepest selection allowed.")
+    graphql_max_tokens: int = Field(
+        2000, ge=100, le=100_000, description="Most tokens in one GraphQL document."
+    )
+    graphql_max_aliases: int = Field(
+        15, ge=1, le=1000, description="Most aliases in one GraphQL document."
+    )
+
     @field_validator(
         "email_rate_limit",
         "sms_rate_limit",

@@ -17,11 +17,12 @@ WorkerExtension = Callable[[WorkerRuntime, Resources], None]
 
 def api_routers(settings: Settings) -> list[Any]:
     """Route handlers mounted when `ENABLE_API` is true."""
+    from herald.api.graphql.controller import graphql_controller
     from herald.api.rest.notifications import NotificationController
     from herald.dashboard import dashboard_routers
 
     # The dashboard mounts only when DASHBOARD_USERNAME is set (it logs a warning otherwise).
-    return [NotificationController, *dashboard_routers(settings)]
+    return [NotificationController, graphql_controller(settings), *dashboard_routers(settings)]
 
 
 def worker_extensions(settings: Settings) -> list[WorkerExtension]:
@@ -34,7 +35,8 @@ def worker_extensions(settings: Settings) -> list[WorkerExtension]:
 
 def cli_commands() -> list[Any]:
     """Click commands the features add to `herald`."""
+    from herald.api.graphql.cli import graphql
     from herald.auth.cli import keys
     from herald.dashboard.cli import dashboard
 
-    return [keys, dashboard]
+    return [keys, dashboard, graphql]

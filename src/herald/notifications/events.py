@@ -115,11 +115,15 @@ class EventFeed:
             metrics.status_events_published.inc(len(batch))
 
 
-async def subscribe(redis: Redis, owner: str | None) -> AsyncIterator[StatusEvent]:
+async def subscribe(
+    redis: Redis, owner: str | None, *, ready: asyncio.Event | None = None
+) -> AsyncIterator[StatusEvent]:
     """Status events as they are published: of `owner`, or of every owner when None.
 
     Survives a Redis restart: the subscription is made again, with a short backoff; events
-    published meanwhile are missed (a subscriber sees the gap in `sequence`).
+    published meanwhile are missed (a subscriber sees the gap in `sequence`). `ready` is set
+    once the (first) subscription is in place, so a caller can read a snapshot after it
+    without missing what happens in between.
     """
     delay = 0.1
     while True:
@@ -129,6 +133,8 @@ async def subscribe(redis: Redis, owner: str | None) -> AsyncIterator[StatusEven
                 await pubsub.psubscribe(CHANNEL_PREFIX + "*")
             else:
                 await pubsub.subscribe(channel_of(owner))
+            if ready is not None:
+                ready.set()
             delay = 0.1
             while True:
                 message = await pubsub.get_message(timeout=1.0)

@@ -152,6 +152,13 @@ class NotificationUseCases:
             raise NotFound(f"no notification {notification_id}")
         return found[0]
 
+    async def events_of(
+        self, principal: Principal, notification_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Event]]:
+        """The events of many notifications at once (the principal's; others' are empty)."""
+        async with self._autocommit.connect() as connection:
+            return await store.read_events_many(connection, principal.owner, notification_ids)
+
     async def list_notifications(
         self,
         principal: Principal,

@@ -1,0 +1,1 @@
+"""GraphQL at /graphql (strawberry): a thin adapter over the notification use cases."""

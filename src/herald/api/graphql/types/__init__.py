@@ -1,0 +1,1 @@
+"""The GraphQL types: enums from the vocabulary, scalars, inputs and output types."""
