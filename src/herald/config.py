@@ -281,6 +281,9 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(
         15, ge=1, le=1000, description="Most aliases in one GraphQL document."
     )
+    stream_heartbeat_seconds: float = Field(
+        15.0, ge=0.1, le=300, description="Heartbeat of idle live streams (WebSocket, SSE)."
+    )
 
     @field_validator(
         "email_rate_limit",

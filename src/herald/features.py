@@ -18,11 +18,17 @@ WorkerExtension = Callable[[WorkerRuntime, Resources], None]
 def api_routers(settings: Settings) -> list[Any]:
     """Route handlers mounted when `ENABLE_API` is true."""
     from herald.api.graphql.controller import graphql_controller
+    from herald.api.live import live_routes
     from herald.api.rest.notifications import NotificationController
     from herald.dashboard import dashboard_routers
 
     # The dashboard mounts only when DASHBOARD_USERNAME is set (it logs a warning otherwise).
-    return [NotificationController, graphql_controller(settings), *dashboard_routers(settings)]
+    return [
+        NotificationController,
+        graphql_controller(settings),
+        *live_routes,
+        *dashboard_routers(settings),
+    ]
 
 
 def worker_extensions(settings: Settings) -> list[WorkerExtension]:

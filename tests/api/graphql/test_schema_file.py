@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from herald.api.graphql.schema import sdl
+from herald.cli import cli
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -17,12 +18,7 @@ def test_schema_graphql_is_current() -> None:
 
 
 def test_the_command_prints_the_schema() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "herald", "graphql", "schema"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    result = CliRunner().invoke(cli, ["graphql", "schema"])
+    assert result.exit_code == 0, result.output
     assert result.stdout == sdl()
     assert "notificationEvents(id: ID = null, filter: NotificationFilter = null)" in result.stdout

@@ -6,7 +6,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ import websockets
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
-from tests.conftest import base_env
 from tests.notifications.conftest import auth, new_key
 from tests.support.process import HeraldProcess
 
@@ -28,14 +26,6 @@ WATCH = """subscription Watch($id: ID) {
   notificationEvents(id: $id) { notificationId status attempt sequence createdAt }
 }"""
 WATCH_ALL = """subscription { notificationEvents { notificationId status sequence } }"""
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HeraldProcess]:
-    process = HeraldProcess({**base_env(), "RETRY_BASE_SECONDS": "0.05"})
-    process.start()
-    yield process
-    process.stop()
 
 
 def ws_url(server: HeraldProcess) -> str:

@@ -88,6 +88,11 @@ class Watch:
             self.seen[notification_id] = max(self.seen.get(notification_id, 0), sequence)
 
     @property
+    def pending(self) -> int:
+        """Events received and not yet taken, counting those dropped."""
+        return self._queue.qsize() + self._dropped
+
+    @property
     def stopping(self) -> bool:
         return self._resources.draining
 
