@@ -1,4 +1,7 @@
-"""One `herald serve` shared by the live-interface tests (each test uses keys of its own)."""
+"""One `herald serve` shared by the live-interface tests (each test uses keys of its own).
+
+Package-scoped: it stops when tests/api ends, so its workers never show up in other tests
+(the dashboard counts the consumers of each queue)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from tests.conftest import base_env
 from tests.support.process import HeraldProcess
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server() -> Iterator[HeraldProcess]:
     process = HeraldProcess(
         {**base_env(), "RETRY_BASE_SECONDS": "0.05", "STREAM_HEARTBEAT_SECONDS": "0.3"}
