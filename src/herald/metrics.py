@@ -136,6 +136,27 @@ rate_limit_waits = Counter(
     ["channel"],
 )
 
+# -- GraphQL and live streams ------------------------------------------------------------------
+graphql_operations = Counter(
+    "herald_graphql_operations",
+    "GraphQL operations by type, root field (a schema name, never the client's operation "
+    "name) and outcome (ok, or the first error's code).",
+    ["type", "field", "outcome"],
+)
+live_streams_open = Gauge(
+    "herald_live_streams_open",
+    "Open live streams: graphql (subscriptions), websocket (/v1/notifications/stream), sse.",
+    ["interface"],
+)
+live_events_sent = Counter(
+    "herald_live_events_sent", "Status events sent to live-stream clients.", ["interface"]
+)
+live_events_dropped = Counter(
+    "herald_live_events_dropped",
+    "Status events dropped because a live-stream client fell behind (it is told, and resyncs).",
+    ["interface"],
+)
+
 
 def prime(queues: Iterable[str], providers: Mapping[str, str]) -> None:
     """Create the labelled series this process can produce, at zero, before they move.

@@ -264,3 +264,16 @@ async def test_an_outage_is_unavailable(
     body = await graphql(client, api_key, READ, id="00000000-0000-0000-0000-000000000000")
     assert codes(body) == ["UNAVAILABLE"]
     await asyncio.sleep(0)
+
+
+async def test_operations_are_counted_by_root_field_and_outcome(
+    client: httpx.AsyncClient, api_key: str
+) -> None:
+    await graphql(client, api_key, READ, id="00000000-0000-0000-0000-000000000000")
+    await graphql(client, api_key, "query { nope }")
+    text = (await client.get("/metrics")).text
+    assert (
+        'herald_graphql_operations_total{field="notification",outcome="NOT_FOUND",type="query"}'
+        in text
+    )
+    assert 'field="(invalid)",outcome="GRAPHQL_VALIDATION_FAILED"' in text

@@ -97,6 +97,8 @@ async def test_all_of_a_keys_notifications_and_only_its_own_with_heartbeats(
     ids = {m.get("notification_id") for m in messages if m["type"] == "event"}
     assert ids == {created["id"]}
     assert other["id"] not in json.dumps(messages)
+    metrics = server.get("/metrics").text
+    assert 'herald_live_events_sent_total{interface="websocket"}' in metrics
 
 
 async def test_a_stream_token_opens_one_stream_once(server: HeraldProcess) -> None:

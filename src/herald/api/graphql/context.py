@@ -1,8 +1,8 @@
 """The typed context of one GraphQL operation, the same for HTTP and WebSocket.
 
 It carries the process's resources, the caller's principal (from `Authorization: Bearer` on
-HTTP, from the `connection_init` payload on WebSocket) and the operation's DataLoaders, made
-fresh for each operation so nothing cached leaks between callers.
+HTTP, from the `connection_init` payload on WebSocket) and the DataLoaders: one context per
+HTTP request, one per WebSocket connection (so the loaders batch but do not cache).
 """
 
 from __future__ import annotations

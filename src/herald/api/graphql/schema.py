@@ -10,6 +10,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.schema.config import StrawberryConfig
 
 from herald.api.graphql.errors import translate_all
+from herald.api.graphql.metrics import OperationMetrics
 from herald.api.graphql.mutations import Mutation
 from herald.api.graphql.queries import Query
 from herald.api.graphql.subscriptions import Subscription
@@ -42,6 +43,7 @@ def build_schema(
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            OperationMetrics,
         ],
         config=StrawberryConfig(disable_field_suggestions=True, scalar_map={JSON: JSON_SCALAR}),
     )

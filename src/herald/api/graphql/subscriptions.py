@@ -57,7 +57,9 @@ class Subscription:
         if id is not None:
             wanted = parse_id(id)
             key = str(wanted)
-            async with Watch(context.resources, owner, lambda e: e.notification_id == key) as watch:
+            async with Watch(
+                context.resources, owner, lambda e: e.notification_id == key, interface="graphql"
+            ) as watch:
                 snapshot = await context.use_cases.get_notification(principal, wanted)
                 for event in snapshot.events or []:
                     watch.note(str(wanted), event.sequence)
@@ -72,7 +74,7 @@ class Subscription:
                         return
             return
         matches = _Matcher(info, filter or NotificationFilter())
-        async with Watch(context.resources, owner) as watch:
+        async with Watch(context.resources, owner, interface="graphql") as watch:
             async for item in watch.events():
                 if not isinstance(item, Dropped) and await matches(item):
                     yield _event(item)

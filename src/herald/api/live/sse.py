@@ -83,7 +83,9 @@ async def notification_events(
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         last, key = after, str(notification_id)
         owner = str(principal.owner)
-        async with Watch(resources, owner, lambda e: e.notification_id == key) as watch:
+        async with Watch(
+            resources, owner, lambda e: e.notification_id == key, interface="sse"
+        ) as watch:
             # Read again now that the watch is in place: nothing falls in between.
             current = await resources.use_cases.get_notification(principal, notification_id)
             events, status = current.events or [], str(current.status)

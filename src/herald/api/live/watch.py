@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from herald import metrics
 from herald.errors import Unavailable
 from herald.notifications.events import StatusEvent, subscribe
 from herald.resources import Resources
@@ -38,8 +39,11 @@ class Watch:
         owner: str,
         wants: Callable[[StatusEvent], bool] = lambda event: True,
         backlog: int = BACKLOG,
+        *,
+        interface: str = "websocket",
     ) -> None:
         self._resources = resources
+        self._interface = interface
         self._owner = owner
         self._wants = wants
         self._queue: asyncio.Queue[StatusEvent] = asyncio.Queue(maxsize=backlog)
@@ -49,6 +53,7 @@ class Watch:
         self.seen: dict[str, int] = {}
 
     async def __aenter__(self) -> Watch:
+        metrics.live_streams_open.labels(self._interface).inc()
         self._task = asyncio.create_task(self._pump(), name="herald-live-watch")
         try:
             await asyncio.wait_for(self._ready.wait(), SUBSCRIBE_TIMEOUT)
@@ -67,6 +72,7 @@ class Watch:
 
     async def _stop(self) -> None:
         if self._task is not None:
+            metrics.live_streams_open.labels(self._interface).dec()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -81,6 +87,7 @@ class Watch:
                 self._queue.put_nowait(event)
             except asyncio.QueueFull:
                 self._dropped += 1
+                metrics.live_events_dropped.labels(self._interface).inc()
 
     def note(self, notification_id: str, sequence: int | None) -> None:
         """Record what the snapshot held, so the events it already covered are skipped."""
@@ -115,6 +122,7 @@ class Watch:
             if event.sequence <= self.seen.get(event.notification_id, 0):
                 continue
             self.seen[event.notification_id] = event.sequence
+            metrics.live_events_sent.labels(self._interface).inc()
             return event
 
     async def events(self) -> AsyncIterator[StatusEvent | Dropped]:

@@ -17,4 +17,6 @@ class EventsLoader(DataLoader[uuid.UUID, list[Event]]):
             found = await use_cases.events_of(principal, ids)
             return [found[i] for i in ids]
 
-        super().__init__(load_fn=load)
+        # Batching without a cache: on WebSocket the context (and so this loader) lives as long
+        # as the connection, and events change; one batch per tick is what saves the queries.
+        super().__init__(load_fn=load, cache=False)
