@@ -159,3 +159,17 @@ async def test_the_graphql_ws_reference_client_follows_a_delivery(
     assert result.returncode == 0, result.stderr
     statuses = [json.loads(line)["status"] for line in result.stdout.splitlines()]
     assert statuses == ["QUEUED", "SENDING", "SENT"], statuses
+
+
+async def test_a_message_nested_too_deep_closes_the_socket_unread(server: HeraldProcess) -> None:
+    key = await new_key("deep-ws")
+    async with websockets.connect(ws_url(server), subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"apiKey": key}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        deep = '{"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }", '
+        deep += '"variables": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}}"
+        await ws.send(deep)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4400

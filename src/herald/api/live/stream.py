@@ -11,8 +11,10 @@ Authenticate with `Authorization: Bearer <key>` (servers) or `?token=` from
 - `{"type": "dropped", "count": n}`: this client fell behind and n events were dropped;
 - `{"type": "heartbeat"}` every `STREAM_HEARTBEAT_SECONDS` when nothing else was sent.
 
-A bad key or token closes with 4403, bad `ids` with 4400; on shutdown the server closes with
-1012 (service restart) within a second of draining starting, so clients reconnect elsewhere.
+With `?ids`, the stream closes with 1000 once every followed notification is final (or not
+found). A bad key or token closes with 4403, bad `ids` with 4400; on shutdown the server
+closes with 1012 (service restart) within a second of draining starting, so clients
+reconnect elsewhere.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ def _ids(raw: str | None) -> list[uuid.UUID] | None:
 
 
 def _event(event: StatusEvent) -> bytes:
-    return _encode({"type": "event", **msgspec.structs.asdict(event)})
+    fields = msgspec.structs.asdict(event)
+    del fields["owner"]  # the API key's id: the client knows whose stream it is
+    return _encode({"type": "event", **fields})
 
 
 @websocket("/v1/notifications/stream")
@@ -88,13 +92,19 @@ async def notification_stream(socket: WebSocket[Any, Any, Any]) -> None:
                 except NotFound:
                     message = {"type": "error", "code": "not_found", "id": str(notification_id)}
                     await socket.send_data(_encode(message).decode())
+                    wanted.discard(str(notification_id))  # type: ignore[union-attr]
                     continue
                 for event in found.events or []:
                     watch.note(str(found.id), event.sequence)
                 await socket.send_data(
                     _encode({"type": "snapshot", "notification": found}).decode()
                 )
+                if found.status in FINISHED:
+                    wanted.discard(str(found.id))  # type: ignore[union-attr]
             while not watch.stopping:
+                if wanted is not None and not wanted:
+                    await socket.close(code=1000, reason="every followed notification is final")
+                    return
                 item = await watch.next(idle=heartbeat)
                 if item is None:
                     if not watch.stopping:
