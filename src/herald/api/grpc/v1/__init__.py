@@ -1,0 +1,1 @@
+"""Generated gRPC stubs of herald.v1 (see proto/generate.py)."""
