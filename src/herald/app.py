@@ -1,9 +1,10 @@
 """`create_app(settings)`: the Litestar application whose lifespan also runs the workers.
 
 Lifespan, in order: logging, the Postgres engine, the Redis pool, the providers (worker
-role), then the worker runtime when `ENABLE_WORKERS`. On shutdown, in reverse:
-readiness turns 503 at once, the workers drain within `SHUTDOWN_GRACE_SECONDS`, and every
-pool is closed. Nothing connects at import time.
+role), the worker runtime when `ENABLE_WORKERS`, then the gRPC server when `ENABLE_API` and
+`ENABLE_GRPC`. On shutdown, in reverse: readiness turns 503 at once, gRPC health turns
+NOT_SERVING and gRPC stops within `SHUTDOWN_GRACE_SECONDS`, the workers drain within it, and
+every pool is closed. Nothing connects at import time.
 """
 
 from __future__ import annotations
@@ -153,6 +154,14 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             resources.runtime = runtime
             await runtime.start()
             stack.push_async_callback(runtime.drain, settings.shutdown_grace_seconds)
+        if settings.enable_api and settings.enable_grpc:
+            from herald.api.grpc.server import GrpcServer
+
+            resources.grpc = GrpcServer(resources)
+            await resources.grpc.start()
+            # Before the workers drain (the stack unwinds in reverse); a no-op when the
+            # SIGTERM drain has stopped it already.
+            stack.push_async_callback(resources.grpc.stop, settings.shutdown_grace_seconds)
         stack.push_async_callback(asyncio.to_thread, flush_reports)
         stack.callback(setattr, resources, "draining", True)
         # Everything allocated so far lives as long as the process: move it out of the

@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="HTTP port.")
     enable_api: bool = Field(True, description="Serve the public API (/v1) and the dashboard.")
     enable_workers: bool = Field(True, description="Run the delivery worker loops in-process.")
+    enable_grpc: bool = Field(
+        True, description="Serve gRPC (herald.v1.NotificationService) too, when ENABLE_API is on."
+    )
+    grpc_host: str = Field(
+        "127.0.0.1", description="Interface gRPC listens on (0.0.0.0 in containers)."
+    )
+    grpc_port: int = Field(50051, ge=1, le=65535, description="gRPC port.")
     worker_queues: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma list of queues this process consumes; empty means all of them.",

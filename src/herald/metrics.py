@@ -28,6 +28,19 @@ http_request_duration = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 
+# -- gRPC ------------------------------------------------------------------------------------
+grpc_requests = Counter(
+    "herald_grpc_requests",
+    "gRPC calls answered, by method and status code (a stream counts when it ends).",
+    ["method", "code"],
+)
+grpc_request_duration = Histogram(
+    "herald_grpc_request_duration_seconds",
+    "Time to answer a unary gRPC call, by method (streams are not timed: they last).",
+    ["method"],
+    buckets=_LATENCY_BUCKETS,
+)
+
 # -- jobs ------------------------------------------------------------------------------------
 jobs_enqueued = Counter(
     "herald_jobs_enqueued", "Jobs put on a queue by this process.", ["queue", "function"]

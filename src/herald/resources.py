@@ -15,6 +15,7 @@ from herald.config import Settings
 from herald.queue import JobQueue, WorkerRuntime
 
 if TYPE_CHECKING:
+    from herald.api.grpc.server import GrpcServer
     from herald.auth.keys import KeyAuthenticator
     from herald.channels import Provider
     from herald.notifications.events import EventFeed
@@ -58,6 +59,8 @@ class Resources:
     providers: dict[str, Provider] = field(default_factory=dict)
     rate_limiter: RateLimiter | None = None
     runtime: WorkerRuntime | None = None
+    # The gRPC server (API role with ENABLE_GRPC only).
+    grpc: GrpcServer | None = None
     draining: bool = False
 
     @cached_property

@@ -1,8 +1,9 @@
 """uvicorn's server with Herald's graceful shutdown.
 
 On the first SIGTERM or SIGINT the process keeps serving HTTP while it drains: readiness
-answers 503 at once (so load balancers stop sending work), the worker loops stop picking
-and running jobs get `SHUTDOWN_GRACE_SECONDS` to finish, and only then does uvicorn stop.
+answers 503 at once (so load balancers stop sending work), gRPC health turns NOT_SERVING and
+gRPC stops (watches end, calls in flight finish), the worker loops stop picking and running
+jobs get `SHUTDOWN_GRACE_SECONDS` to finish, and only then does uvicorn stop.
 A second signal stops at once, as uvicorn does.
 """
 
@@ -56,8 +57,15 @@ class HeraldServer(uvicorn.Server):
 
     async def _drain_then_exit(self, resources: Resources) -> None:
         log.info("herald.shutdown_requested")
+        grace = resources.settings.shutdown_grace_seconds
         try:
+            # gRPC (health NOT_SERVING first, watches ended, calls in flight finished) and the
+            # workers drain side by side, so both fit in one grace period.
+            drains = []
+            if resources.grpc is not None:
+                drains.append(resources.grpc.stop(grace))
             if resources.runtime is not None:
-                await resources.runtime.drain(resources.settings.shutdown_grace_seconds)
+                drains.append(resources.runtime.drain(grace))
+            await asyncio.gather(*drains)
         finally:
             self.should_exit = True

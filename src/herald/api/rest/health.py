@@ -63,14 +63,20 @@ async def _run_check(check: Any, resources: Resources) -> str:
     return "ok"
 
 
+async def check_dependencies(resources: Resources) -> dict[str, str]:
+    """`ok` or `failing: <why>` for Postgres and Redis (also gRPC's health service's test)."""
+    postgres, redis = await asyncio.gather(
+        _run_check(_check_postgres, resources), _run_check(_check_redis, resources)
+    )
+    return {"postgres": postgres, "redis": redis}
+
+
 @get("/health/ready", tags=["health"])
 async def ready(state: State) -> Response[dict[str, Any]]:
     """200 when Postgres and Redis answer and the process is not draining; else 503."""
     resources = _resources(state)
-    postgres, redis = await asyncio.gather(
-        _run_check(_check_postgres, resources), _run_check(_check_redis, resources)
-    )
-    checks = {"postgres": postgres, "redis": redis, "draining": resources.draining}
+    checks: dict[str, Any] = await check_dependencies(resources)
+    checks["draining"] = resources.draining
     failing = [name for name in ("postgres", "redis") if checks[name] != "ok"]
     if resources.draining:
         failing.append("draining")
