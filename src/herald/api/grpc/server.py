@@ -82,10 +82,12 @@ class GrpcServer:
         log.info("grpc.started", address=self.address)
 
     def _cannot_listen(self, why: str) -> str:
-        return (
+        message = (
             f"GRPC_HOST/GRPC_PORT: cannot listen for gRPC on {self.address} (is another "
             f"process using the port? set GRPC_PORT, or ENABLE_GRPC=false): {why}"
         )
+        log.error("grpc.cannot_listen", address=self.address, detail=message)
+        return message
 
     async def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
         for service in ("", SERVICE_NAME):

@@ -113,7 +113,8 @@ class NotificationService:
 
         The subscription is made before the snapshot is read, so nothing falls between them;
         an event already in the snapshot is skipped, and a gap in an id's sequence (the feed
-        dropped one) is filled by reading the notification's history."""
+        dropped one) is filled by reading the notification's history. The initial metadata
+        (`herald-watch: subscribed`) is sent once the subscription is in place."""
         principal = await self._principal(context)
         ids = _watch_ids(request)
         if principal.owner is None:
@@ -142,6 +143,8 @@ class NotificationService:
                     await subscribed.wait()
             except TimeoutError:
                 raise Unavailable("cannot subscribe to status events; retry") from None
+            # Initial metadata tells the client that nothing from now on will be missed.
+            await context.send_initial_metadata((("herald-watch", "subscribed"),))
             last: dict[str, int] = {}
             for notification_id in ids:
                 found = await self._use_cases.get_notification(principal, notification_id)

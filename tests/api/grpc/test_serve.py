@@ -1,0 +1,48 @@
+"""`herald serve` answers gRPC beside HTTP; a second process cannot take the same port."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from herald.api.grpc.v1 import notifications_pb2 as pb
+from herald.api.grpc.v1.notifications_pb2_grpc import NotificationServiceStub
+from tests.api.grpc.conftest import SMS, key_metadata
+from tests.notifications.conftest import new_key
+from tests.support.process import HeraldProcess, free_port
+
+pytestmark = pytest.mark.process
+Start = Callable[..., HeraldProcess]
+
+
+def test_serve_answers_grpc_and_a_second_process_cannot_share_its_port(herald: Start) -> None:
+    key = asyncio.run(new_key("serve"))
+    port = free_port()
+    herald(GRPC_PORT=str(port))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        answer = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        stub = NotificationServiceStub(channel)
+        created = stub.SendNotification(
+            pb.SendNotificationRequest(notification=SMS), metadata=key_metadata(key), timeout=10
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            found = stub.GetNotification(
+                pb.GetNotificationRequest(id=created.id), metadata=key_metadata(key), timeout=5
+            )
+            if found.status == pb.STATUS_SENT:
+                break
+            time.sleep(0.05)
+        assert found.status == pb.STATUS_SENT
+
+    second = herald(wait_ready=False, GRPC_PORT=str(port))
+    assert second.wait(timeout=30) != 0
+    assert '"event":"grpc.cannot_listen"' in second.logs()
+    assert f"cannot listen for gRPC on 127.0.0.1:{port}" in second.logs()
