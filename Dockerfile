@@ -59,13 +59,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8000 \
+    GRPC_HOST=0.0.0.0 \
+    GRPC_PORT=50051 \
     LOG_FORMAT=json
 
 # An empty working directory: Herald reads an optional .env from it, and there is none.
 WORKDIR /app
 USER 10001:10001
 
-EXPOSE 8000
+# 8000: HTTP (API, /health/*, /metrics); 50051: gRPC (API role, unless ENABLE_GRPC=false).
+EXPOSE 8000 50051
 STOPSIGNAL SIGTERM
 
 # Liveness only (never Postgres or Redis): a container is not restarted for a database outage.

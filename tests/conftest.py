@@ -82,6 +82,8 @@ def base_env() -> dict[str, str]:
         "LOG_FORMAT": "json",
         "AUTO_MIGRATE": "false",
         "SHUTDOWN_GRACE_SECONDS": "5",
+        # gRPC's fixed default port would clash between processes; gRPC tests turn it on.
+        "ENABLE_GRPC": "false",
     }
 
 
@@ -92,6 +94,8 @@ def make_settings(**overrides: Any) -> Settings:
         "job_modules": ["tests.support.jobs"],
         "log_format": "json",
         "shutdown_grace_seconds": 2,
+        # Off unless a test asks (with a free `grpc_port`): 50051 would clash between apps.
+        "enable_grpc": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -174,12 +174,15 @@ def test_replicas_can_scale_without_port_clashes() -> None:
     for name in HERALD_SERVICES:
         service = services()[name]
         assert service["deploy"]["replicas"] >= 1, f"{name}: deploy.replicas"
-        port = settings_from_env(env_of(service)).port
+        settings = settings_from_env(env_of(service))
+        ports = {str(settings.port)}
+        if settings.enable_api and settings.enable_grpc:
+            ports.add(str(settings.grpc_port))
         for mapping in service.get("ports", []):
             parts = str(mapping).split(":")
             published = parts[-2] if len(parts) >= 2 else ""
             assert published == "" or "-" in published, f"{name}: fixed host port {mapping}"
-            assert parts[-1].split("/")[0] == str(port), f"{name}: container port != PORT"
+            assert parts[-1].split("/")[0] in ports, f"{name}: container port not PORT/GRPC_PORT"
     assert "container_name" not in services()["herald"], "a fixed name prevents --scale"
 
 

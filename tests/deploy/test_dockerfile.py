@@ -98,8 +98,10 @@ def test_listens_where_herald_does() -> None:
     assert not unknown_settings(set(env)), f"not Herald settings: {unknown_settings(set(env))}"
     settings = settings_from_env({k: v for k, v in env.items() if k not in {"PATH"}})
     assert settings.host == "0.0.0.0", "a container must listen on all interfaces"
-    assert only("EXPOSE").args == str(settings.port)
+    assert settings.grpc_host == "0.0.0.0", "gRPC too"
+    assert only("EXPOSE").args.split() == [str(settings.port), str(settings.grpc_port)]
     assert settings.port == default("PORT")
+    assert settings.grpc_port == default("GRPC_PORT")
     assert only("STOPSIGNAL").args == "SIGTERM"
 
 

@@ -30,7 +30,7 @@ class GrpcApp:
 @pytest.fixture
 async def grpc_app() -> AsyncIterator[GrpcApp]:
     port = free_port()
-    settings = make_settings(grpc_port=port, retry_base_seconds=0.05)
+    settings = make_settings(enable_grpc=True, grpc_port=port, retry_base_seconds=0.05)
     async with (
         running_app(settings) as (app, http),
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,

@@ -104,7 +104,7 @@ async def test_shutdown_turns_health_not_serving_and_ends_watches_cleanly(api_ke
 
     port = free_port()
     async with (
-        running_app(make_settings(grpc_port=port)) as (app, _),
+        running_app(make_settings(enable_grpc=True, grpc_port=port)) as (app, _),
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
     ):
         health = health_pb2_grpc.HealthStub(channel)
@@ -164,7 +164,7 @@ async def test_enable_grpc_false_or_a_worker_only_process_opens_no_port() -> Non
 
     for settings in (
         make_settings(grpc_port=free_port(), enable_grpc=False),
-        make_settings(grpc_port=free_port(), enable_api=False),
+        make_settings(enable_grpc=True, grpc_port=free_port(), enable_api=False),
     ):
         async with running_app(settings) as (app, _):
             assert app.state.resources.grpc is None
@@ -215,6 +215,7 @@ async def test_health_is_not_serving_while_postgres_is_cut(
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
     port = free_port()
     settings = make_settings(
+        enable_grpc=True,
         grpc_port=port,
         enable_workers=False,
         database_url=url.set(port=proxy.port).render_as_string(hide_password=False),

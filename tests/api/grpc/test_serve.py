@@ -23,7 +23,7 @@ Start = Callable[..., HeraldProcess]
 def test_serve_answers_grpc_and_a_second_process_cannot_share_its_port(herald: Start) -> None:
     key = asyncio.run(new_key("serve"))
     port = free_port()
-    herald(GRPC_PORT=str(port))
+    herald(ENABLE_GRPC="true", GRPC_PORT=str(port))
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         answer = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
@@ -42,7 +42,7 @@ def test_serve_answers_grpc_and_a_second_process_cannot_share_its_port(herald: S
             time.sleep(0.05)
         assert found.status == pb.STATUS_SENT
 
-    second = herald(wait_ready=False, GRPC_PORT=str(port))
+    second = herald(wait_ready=False, ENABLE_GRPC="true", GRPC_PORT=str(port))
     assert second.wait(timeout=30) != 0
     assert '"event":"grpc.cannot_listen"' in second.logs()
     assert f"cannot listen for gRPC on 127.0.0.1:{port}" in second.logs()
