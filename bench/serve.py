@@ -228,6 +228,8 @@ class HeraldServe:
         self.env = {
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
+            # gRPC stays on (as deployed), on a free port so that processes never clash.
+            "GRPC_PORT": str(free_port()),
             "DATABASE_URL": DATABASE_URL,
             "REDIS_URL": REDIS_URL,
             "LOG_FORMAT": "json",

@@ -54,6 +54,8 @@ def embedded_env(data: Path) -> dict[str, str]:
         "REDIS_URL": "",
         "HERALD_DATA_DIR": str(data),
         "AUTO_MIGRATE": "true",
+        # The fixed default gRPC port would clash with other processes on the machine.
+        "ENABLE_GRPC": "false",
     }
 
 

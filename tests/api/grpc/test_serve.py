@@ -46,3 +46,27 @@ def test_serve_answers_grpc_and_a_second_process_cannot_share_its_port(herald: S
     assert second.wait(timeout=30) != 0
     assert '"event":"grpc.cannot_listen"' in second.logs()
     assert f"cannot listen for gRPC on 127.0.0.1:{port}" in second.logs()
+
+
+def test_sigterm_ends_watches_cleanly_and_stops_grpc_inside_the_grace(herald: Start) -> None:
+    import signal
+
+    key = asyncio.run(new_key("drain"))
+    port = free_port()
+    process = herald(ENABLE_GRPC="true", GRPC_PORT=str(port))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        watch = NotificationServiceStub(channel).WatchNotifications(
+            pb.WatchNotificationsRequest(), metadata=key_metadata(key), timeout=30
+        )
+        assert ("herald-watch", "subscribed") in tuple(watch.initial_metadata())
+        started = time.monotonic()
+        process.signal(signal.SIGTERM)
+        assert list(watch) == []  # the stream ends, without an error
+        assert watch.code() == grpc.StatusCode.OK
+        # uvicorn re-raises the captured SIGTERM once it has shut down cleanly.
+        assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+    # SHUTDOWN_GRACE_SECONDS is 5 in the tests' environment.
+    assert time.monotonic() - started < 5 + 3
+    logs = process.logs()
+    assert logs.index('"event":"grpc.stopped"') < logs.index('"event":"herald.stopped"')
+    assert "Application shutdown complete." in logs
