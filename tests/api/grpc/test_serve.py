@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable
 
@@ -20,10 +21,10 @@ pytestmark = pytest.mark.process
 Start = Callable[..., HeraldProcess]
 
 
-def test_serve_answers_grpc_and_a_second_process_cannot_share_its_port(herald: Start) -> None:
+def test_serve_answers_grpc_refuses_a_second_process_and_drains_on_sigterm(herald: Start) -> None:
     key = asyncio.run(new_key("serve"))
     port = free_port()
-    herald(ENABLE_GRPC="true", GRPC_PORT=str(port))
+    process = herald(ENABLE_GRPC="true", GRPC_PORT=str(port))
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         answer = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
@@ -47,13 +48,7 @@ def test_serve_answers_grpc_and_a_second_process_cannot_share_its_port(herald: S
     assert '"event":"grpc.cannot_listen"' in second.logs()
     assert f"cannot listen for gRPC on 127.0.0.1:{port}" in second.logs()
 
-
-def test_sigterm_ends_watches_cleanly_and_stops_grpc_inside_the_grace(herald: Start) -> None:
-    import signal
-
-    key = asyncio.run(new_key("drain"))
-    port = free_port()
-    process = herald(ENABLE_GRPC="true", GRPC_PORT=str(port))
+    # SIGTERM: a watch ends OK, and gRPC stops before the lifespan ends, inside the grace.
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         watch = NotificationServiceStub(channel).WatchNotifications(
             pb.WatchNotificationsRequest(), metadata=key_metadata(key), timeout=30
@@ -61,12 +56,11 @@ def test_sigterm_ends_watches_cleanly_and_stops_grpc_inside_the_grace(herald: St
         assert ("herald-watch", "subscribed") in tuple(watch.initial_metadata())
         started = time.monotonic()
         process.signal(signal.SIGTERM)
-        assert list(watch) == []  # the stream ends, without an error
+        assert list(watch) == []
         assert watch.code() == grpc.StatusCode.OK
         # uvicorn re-raises the captured SIGTERM once it has shut down cleanly.
         assert process.wait(timeout=15) in (0, -signal.SIGTERM)
-    # SHUTDOWN_GRACE_SECONDS is 5 in the tests' environment.
-    assert time.monotonic() - started < 5 + 3
+    assert time.monotonic() - started < 5 + 3  # SHUTDOWN_GRACE_SECONDS is 5 in the tests
     logs = process.logs()
     assert logs.index('"event":"grpc.stopped"') < logs.index('"event":"herald.stopped"')
     assert "Application shutdown complete." in logs
