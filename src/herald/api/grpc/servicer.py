@@ -126,9 +126,7 @@ class NotificationService:
         async def pump() -> None:
             redis = self._resources.redis
             try:
-                async for item in subscribe(
-                    redis, str(principal.owner), ready=subscribed
-                ):
+                async for item in subscribe(redis, str(principal.owner), ready=subscribed):
                     if not wanted or uuid.UUID(item.notification_id) in wanted:
                         queue.put_nowait(item)
             finally:  # full (a slow watcher), or ended: the watch cannot go on
