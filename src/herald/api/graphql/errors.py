@@ -16,6 +16,7 @@ from graphql import GraphQLError
 
 from herald.api.graphql.types.scalars import TooDeep
 from herald.errors import ErrorKind, FieldProblem, HeraldError, is_outage
+from herald.reporting import report_exception
 
 log = structlog.get_logger()
 
@@ -82,6 +83,8 @@ def translate(error: GraphQLError) -> list[GraphQLError]:
         log.warning("graphql.dependency_unavailable", error=f"{type(cause).__name__}: {cause}")
         return [_with(error, OUTAGE, {"code": "UNAVAILABLE"})]
     log.error("graphql.unhandled_error", path=error.path, exc_info=cause)
+    if cause is not None:
+        report_exception(cause)
     return [_with(error, INTERNAL, {"code": "INTERNAL_SERVER_ERROR"})]
 
 

@@ -24,6 +24,7 @@ from grpc_status import rpc_status
 
 from herald import metrics
 from herald.errors import ErrorKind, HeraldError, InvalidInput, RateLimited, is_outage
+from herald.reporting import report_exception
 
 log = structlog.get_logger()
 
@@ -92,6 +93,7 @@ def to_status(exc: BaseException) -> grpc.Status:
         log.warning("grpc.dependency_unavailable", error=f"{type(exc).__name__}: {exc}")
         return _status(grpc.StatusCode.UNAVAILABLE, _OUTAGE_DETAIL, [])
     log.exception("grpc.unhandled_error")
+    report_exception(exc)
     return _status(grpc.StatusCode.INTERNAL, "An unexpected error occurred.", [])
 
 
