@@ -24,6 +24,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from herald.api.live.tokens import redeem
 from herald.api.live.watch import Watch
+from herald.api.rest.problems import responses
 from herald.auth.keys import Principal
 from herald.errors import Unauthenticated
 from herald.notifications.events import StatusEvent
@@ -65,6 +66,7 @@ def _message(notification_id: uuid.UUID, event: Event) -> ServerSentEventMessage
     tags=["live"],
     security=[{"bearer": []}],
     media_type="text/event-stream",
+    responses=responses(401, 404, 406, 503),
 )
 async def notification_events(
     request: Request[Any, Any, State], notification_id: FromPath[uuid.UUID]

@@ -19,6 +19,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from herald.api.rest.notifications import provide_principal
+from herald.api.rest.problems import responses
 from herald.auth.keys import Principal
 from herald.resources import Resources
 
@@ -66,6 +67,7 @@ async def redeem(resources: Resources, token: str) -> Principal | None:
     tags=["live"],
     security=[{"bearer": []}],
     dependencies={"principal": Provide(provide_principal)},
+    responses=responses(401, 503),
 )
 async def create_stream_token(
     request: Request[Any, Any, State], principal: NamedDependency[Principal]

@@ -15,11 +15,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from herald.api.rest.schemas import BatchIn, BatchOut, Problem
+from herald.api.rest.problems import responses
+from herald.api.rest.schemas import BatchIn, BatchOut
 from herald.auth.keys import KeyAuthenticator, Principal
 from herald.errors import FieldProblem, InvalidInput
 from herald.notifications import nesting
@@ -30,27 +30,6 @@ from herald.resources import Resources
 from herald.vocabulary import Channel, Status
 
 log = structlog.get_logger()
-
-_PROBLEMS = {
-    status: ResponseSpec(
-        data_container=Problem, description=description, media_type="application/problem+json"
-    )
-    for status, description in {
-        400: "Malformed JSON, a wrong type, an unknown field, or JSON nested more than "
-        f"{nesting.MAX_DEPTH} levels deep in a field.",
-        401: "Missing, unknown or revoked API key.",
-        404: "No notification with this id belongs to your API key.",
-        409: "Conflict (see detail).",
-        413: "Request body over 1 MiB.",
-        415: "Content type is not application/json.",
-        422: "A field breaks a rule; `errors` names each one.",
-        503: "Postgres or Redis is unavailable; nothing was stored.",
-    }.items()
-}
-
-
-def _responses(*statuses: int) -> dict[int, ResponseSpec]:
-    return {status: _PROBLEMS[status] for status in statuses}
 
 
 async def provide_principal(request: Request[Any, Any, State]) -> Principal:
@@ -112,7 +91,7 @@ class NotificationController(Controller):
         status_code=202,
         summary="Send a notification",
         before_request=require_json(envelope=1),
-        responses=_responses(400, 401, 409, 413, 415, 422, 503),
+        responses=responses(400, 401, 409, 413, 415, 422, 503),
     )
     async def create(
         self,
@@ -133,7 +112,7 @@ class NotificationController(Controller):
         status_code=202,
         summary="Send up to 1000 notifications at once",
         before_request=require_json(envelope=3),
-        responses=_responses(400, 401, 409, 413, 415, 422, 503),
+        responses=responses(400, 401, 409, 413, 415, 422, 503),
     )
     async def create_batch(
         self,
@@ -152,7 +131,7 @@ class NotificationController(Controller):
     @get(
         "/{notification_id:uuid}",
         summary="Read a notification",
-        responses=_responses(401, 404, 503),
+        responses=responses(401, 404, 503),
     )
     async def read(
         self,
@@ -163,7 +142,7 @@ class NotificationController(Controller):
         """The notification with its status, attempts, provider result and every event."""
         return await use_cases(state).get_notification(principal, notification_id)
 
-    @get("/", summary="List notifications", responses=_responses(400, 401, 503))
+    @get("/", summary="List notifications", responses=responses(400, 401, 503))
     async def list_(
         self,
         state: State,
@@ -199,7 +178,7 @@ class NotificationController(Controller):
         "/{notification_id:uuid}/cancel",
         status_code=200,
         summary="Cancel a notification",
-        responses=_responses(401, 404, 409, 503),
+        responses=responses(401, 404, 409, 503),
     )
     async def cancel(
         self,

@@ -15,13 +15,16 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
 
+from herald.api.rest.schemas import Problem as ProblemDocument
 from herald.errors import ErrorKind, FieldProblem, HeraldError, RateLimited, is_outage
+from herald.notifications.nesting import MAX_DEPTH
 from herald.reporting import report_exception
 
 log = structlog.get_logger()
@@ -163,6 +166,32 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
             exception_to_problem_detail_map={HeraldError: from_domain, HTTPException: from_http}
         )
     )
+
+
+_DOCUMENTED = {
+    400: "Malformed JSON, a wrong type, an unknown field, or JSON nested more than "
+    f"{MAX_DEPTH} levels deep in a field.",
+    401: "Missing, unknown or revoked API key.",
+    404: "No notification with this id belongs to your API key.",
+    406: "The request does not accept text/event-stream.",
+    409: "Conflict (see detail).",
+    413: "Request body over 1 MiB.",
+    415: "Content type is not application/json.",
+    422: "A field breaks a rule; `errors` names each one.",
+    503: "Postgres or Redis is unavailable; nothing was stored.",
+}
+
+
+def responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI description of the problems an operation can answer with."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDocument,
+            description=_DOCUMENTED[status],
+            media_type=PROBLEM_JSON,
+        )
+        for status in statuses
+    }
 
 
 # Everything the plugin's map does not cover: outages and bugs.
