@@ -283,15 +283,20 @@ def test_probes_hit_real_routes_on_the_container_port(rendered: Rendered) -> Non
         settings = effective_settings(rendered, deployment)
         routes = route_paths(settings)
         port = effective_port(rendered, deployment)
+        grpc = settings.enable_api and settings.enable_grpc
         assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
-        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        if grpc:  # gRPC's health service: NOT_SERVING exactly when /health/ready is 503
+            assert container["readinessProbe"]["grpc"] == {"port": settings.grpc_port}
+        else:
+            assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            if probe not in container:
+            if probe not in container or "httpGet" not in container[probe]:
                 continue
             http_get = container[probe]["httpGet"]
             assert http_get["path"] in routes, f"{name(deployment)} {probe}: no such route"
             assert resolve_port(container, http_get["port"]) == port, f"{probe} port"
-        assert [p["containerPort"] for p in container["ports"]] == [port]
+        ports = [port, settings.grpc_port] if grpc else [port]
+        assert [p["containerPort"] for p in container["ports"]] == ports
 
 
 def test_prometheus_scrapes_the_metrics_route(rendered: Rendered) -> None:
@@ -333,9 +338,12 @@ def test_service_routes_to_api_pods_only(rendered: Rendered) -> None:
         assert selects(selector, deployment) == serves_api, name(deployment)
         if serves_api:
             container = main_container(deployment)
-            for port in service["spec"]["ports"]:
-                target = resolve_port(container, port["targetPort"])
-                assert target == effective_port(rendered, deployment)
+            settings = effective_settings(rendered, deployment)
+            served = {effective_port(rendered, deployment)}
+            if settings.enable_grpc:
+                served.add(settings.grpc_port)
+            targets = {resolve_port(container, p["targetPort"]) for p in service["spec"]["ports"]}
+            assert targets == served
 
 
 def test_every_deployment_has_exactly_one_pdb(rendered: Rendered) -> None:
@@ -416,10 +424,14 @@ def test_split_worker_pods_match_the_api_pods() -> None:
     api, worker = rendered.get("Deployment", "herald"), rendered.get("Deployment", "herald-worker")
     for key in ("securityContext", "terminationGracePeriodSeconds", "volumes"):
         assert pod_spec(api)[key] == pod_spec(worker)[key], key  # type: ignore[index]
-    same = ("image", "args", "ports", "envFrom", "securityContext", "volumeMounts")
-    probes = ("livenessProbe", "readinessProbe", "startupProbe")
+    same = ("image", "args", "envFrom", "securityContext", "volumeMounts")
+    probes = ("livenessProbe", "startupProbe")
     for key in (*same, *probes):
         assert main_container(api).get(key) == main_container(worker).get(key), key
+    # The worker serves no gRPC: its HTTP port only, and readiness over HTTP.
+    http_port = [p for p in main_container(api)["ports"] if p["name"] == "http"]
+    assert main_container(worker)["ports"] == http_port
+    assert main_container(worker)["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     annotations = api["spec"]["template"]["metadata"]["annotations"]
     assert worker["spec"]["template"]["metadata"]["annotations"] == annotations
 
@@ -493,7 +505,7 @@ async def test_probe_paths_answer_200_in_each_role(overlay: str) -> None:
         paths = [
             container[probe]["httpGet"]["path"]
             for probe in ("startupProbe", "livenessProbe", "readinessProbe")
-            if probe in container
+            if probe in container and "httpGet" in container[probe]
         ]
         paths.append(annotations["prometheus.io/path"])
         statuses = await _probe_statuses(settings, paths)
