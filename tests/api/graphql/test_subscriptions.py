@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -173,3 +175,111 @@ async def test_a_message_nested_too_deep_closes_the_socket_unread(server: Herald
             await asyncio.wait_for(ws.recv(), 10)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4400
+
+
+WATCH_FILTERED = """subscription Filtered($filter: NotificationFilter) {
+  notificationEvents(filter: $filter) { notificationId status sequence }
+}"""
+FINISHED = {"sent", "delivered", "failed", "cancelled"}
+
+
+async def collect(session: Any, request: GraphQLRequest, into: list[dict[str, Any]]) -> None:
+    async for result in session.subscribe(request):
+        into.append(result["notificationEvents"])
+
+
+async def until(condition: Any, timeout: float = 15) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+def send_sms(server: HeraldProcess, key: str, **extra: Any) -> dict[str, Any]:
+    sms = {"channel": "sms", "to": "+15550100", "body": "Hello", **extra}
+    response = httpx.post(f"{server.url}/v1/notifications", json=sms, headers=auth(key))
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def finished(server: HeraldProcess, key: str, notification_id: str) -> bool:
+    response = httpx.get(f"{server.url}/v1/notifications/{notification_id}", headers=auth(key))
+    return response.status_code == 200 and response.json()["status"] in FINISHED
+
+
+async def test_a_filtered_subscription_sees_only_matching_events_of_its_own_key(
+    server: HeraldProcess,
+) -> None:
+    mine, theirs = await new_key("filter-mine"), await new_key("filter-theirs")
+    reference = f"order-{uuid.uuid4()}"
+    by_reference: list[dict[str, Any]] = []  # channel EMAIL and the reference
+    by_status: list[dict[str, Any]] = []  # status SENT only
+    transport = WebsocketsTransport(
+        url=ws_url(server), init_payload={"Authorization": f"Bearer {mine}"}
+    )
+    async with Client(transport=transport) as session:
+        filters = [
+            ({"channel": "EMAIL", "reference": reference}, by_reference),
+            ({"status": "SENT"}, by_status),
+        ]
+        tasks = [
+            asyncio.create_task(
+                collect(
+                    session, GraphQLRequest(WATCH_FILTERED, variable_values={"filter": f}), into
+                )
+            )
+            for f, into in filters
+        ]
+        try:
+            # Live once a matching notification shows up on both (there is no "subscribed" ack).
+            matching: set[str] = set()
+            async with asyncio.timeout(15):
+                while not (by_reference and by_status):
+                    matching.add(send(server, mine, reference=reference)["id"])
+                    with contextlib.suppress(TimeoutError):
+                        await until(lambda: bool(by_reference and by_status), timeout=1)
+            await until(lambda: all(finished(server, mine, n) for n in matching))
+            # What neither subscription may see: another reference, another channel, another
+            # key (with the same reference), and a notification that never reaches SENT.
+            others = [
+                (mine, send(server, mine, reference="someone-else")),
+                (mine, send_sms(server, mine, reference=reference)),
+                (theirs, send(server, theirs, reference=reference)),
+            ]
+            tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+            scheduled = send_sms(server, mine, send_at=tomorrow)
+            await until(lambda: all(finished(server, key, n["id"]) for key, n in others))
+            # Events on one owner's feed arrive in order: once the marker is SENT on both,
+            # anything that leaked from the others would have arrived already.
+            marker = send(server, mine, reference=reference)["id"]
+            matching.add(marker)
+            await until(
+                lambda: (
+                    {"notificationId": marker, "status": "SENT"}
+                    in [{k: e[k] for k in ("notificationId", "status")} for e in by_status]
+                    and any(
+                        e["notificationId"] == marker and e["status"] == "SENT"
+                        for e in by_reference
+                    )
+                )
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    assert {e["notificationId"] for e in by_reference} <= matching, by_reference
+    assert [e["status"] for e in by_reference if e["notificationId"] == marker] == [
+        "QUEUED",
+        "SENDING",
+        "SENT",
+    ]
+    assert {e["status"] for e in by_status} == {"SENT"}, by_status
+    # SENT of any of my notifications (whatever the channel or reference), never theirs.
+    # (A probe sent before the subscription was live may be missing: hence at least / at most.)
+    mine_sent = {n["id"] for key, n in others if key == mine} | {marker}
+    seen_sent = {e["notificationId"] for e in by_status}
+    assert mine_sent <= seen_sent <= mine_sent | matching, by_status
+    # Nothing from the other reference, the other channel, the other key or the scheduled one.
+    unwanted = {n["id"] for _, n in others} | {scheduled["id"]}
+    assert unwanted.isdisjoint(e["notificationId"] for e in by_reference), by_reference
+    assert scheduled["id"] not in {e["notificationId"] for e in by_status}
