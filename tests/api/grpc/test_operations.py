@@ -244,3 +244,60 @@ async def test_health_is_not_serving_while_postgres_is_cut(
             await wait_for(health_pb2.HealthCheckResponse.SERVING)
     finally:
         proxy.stop()
+
+
+async def test_a_watch_past_its_deadline_ends_deadline_exceeded_and_the_server_carries_on(
+    grpc_app: GrpcApp, api_key: str
+) -> None:
+    from herald import metrics
+
+    def failures() -> float:
+        return sum(
+            metrics.grpc_requests.labels("WatchNotifications", code)._value.get()
+            for code in ("INTERNAL", "UNKNOWN")
+        )
+
+    before = failures()
+    meta = key_metadata(api_key)
+    later = pb.NotificationInput()
+    later.CopyFrom(SMS)
+    later.send_at.FromSeconds(int(time.time()) + 3600)
+    scheduled = await grpc_app.stub.SendNotification(
+        pb.SendNotificationRequest(notification=later), metadata=meta
+    )
+    # Nothing happens to it for an hour, so the watch can only end by its one-second deadline.
+    call = grpc_app.stub.WatchNotifications(
+        pb.WatchNotificationsRequest(ids=[scheduled.id]), metadata=meta, timeout=1
+    )
+    seen: list[tuple[int, bool]] = []
+
+    async def follow() -> None:
+        async with asyncio.timeout(10):  # a hang fails here instead of hanging the suite
+            async for event in call:
+                seen.append((event.status, event.snapshot))
+
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await follow()
+    elapsed = time.monotonic() - started
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, caught.value
+    assert seen == [(pb.STATUS_SCHEDULED, True)]
+    assert 0.9 <= elapsed < 5, elapsed
+    # The server is unharmed: the next calls, unary and streaming, succeed.
+    again = await grpc_app.stub.GetNotification(
+        pb.GetNotificationRequest(id=scheduled.id), metadata=meta, timeout=5
+    )
+    assert again.status == pb.STATUS_SCHEDULED
+    sent = await grpc_app.stub.SendNotification(
+        pb.SendNotificationRequest(notification=SMS), metadata=meta, timeout=5
+    )
+    watch = grpc_app.stub.WatchNotifications(
+        pb.WatchNotificationsRequest(ids=[sent.id]), metadata=meta, timeout=15
+    )
+    async with asyncio.timeout(15):
+        async for event in watch:
+            if event.status == pb.STATUS_SENT:
+                break
+    watch.cancel()
+    # Nor did the server count the expired watch as its own failure.
+    assert failures() == before
