@@ -11,6 +11,10 @@ Modes:
   `/v1/notifications` (`batch` 1) or `batch` per request to `/v1/notifications/batch`, from
   `concurrency` workers that each send their next request as soon as the last one answered
   (closed loop). Latency is per request: send to response.
+- `grpc_submit`: the same `total` notifications as single `SendNotification` calls through
+  one `grpc.aio` channel to `grpc_target` (HTTP/2: the `concurrency` calls in flight share
+  its connection), from `concurrency` closed-loop workers. The requests are serialized before
+  the clock starts and the responses are not decoded, as the HTTP bodies are.
 - `get`: `GET /v1/notifications/{id}` (ids chosen round-robin from `ids`) at a fixed `rate`
   for `duration` seconds, open loop: each request starts on its own schedule, whatever the
   ones before it are doing, and its latency is counted from its scheduled time, so a slow
@@ -140,6 +144,78 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def grpc_request(item: dict[str, Any]) -> bytes:
+    """A `SendNotificationRequest`, serialized, for one of `bench.serve.payloads`."""
+    from herald.api.grpc.v1 import notifications_pb2 as pb
+
+    notification = pb.NotificationInput(
+        channel=pb.Channel.Value(f"CHANNEL_{item['channel'].upper()}"),
+        to=item["to"],
+        body=item["body"],
+        reference=item["reference"],
+        data=item.get("data", {}),
+    )
+    if "subject" in item:
+        notification.subject = item["subject"]
+    return pb.SendNotificationRequest(notification=notification).SerializeToString()
+
+
+SEND_NOTIFICATION = "/herald.v1.NotificationService/SendNotification"
+
+
+async def grpc_submit(spec: dict[str, Any]) -> dict[str, Any]:
+    import grpc
+
+    total, concurrency = int(spec["total"]), int(spec["concurrency"])
+    items = payloads(total, spec.get("prefix", "n"), tuple(spec["channels"]))
+    bodies = [grpc_request(item) for item in items]
+    metadata = (("authorization", f"Bearer {spec['key']}"),)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+    accepted = 0
+    next_body = 0
+
+    async with grpc.aio.insecure_channel(spec["grpc_target"]) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 10)
+        # No serializers: the bodies go as they are, and the responses stay bytes.
+        send = channel.unary_unary(SEND_NOTIFICATION)
+
+        async def worker() -> None:
+            nonlocal next_body, accepted
+            while next_body < len(bodies):
+                body = bodies[next_body]
+                next_body += 1
+                sent = time.perf_counter()
+                try:
+                    await send(body, metadata=metadata, timeout=60)
+                    code = "OK"
+                except grpc.aio.AioRpcError as error:
+                    code = error.code().name
+                    if len(errors) < 5:
+                        errors.append(f"{code}: {(error.details() or '')[:300]}")
+                latencies.append((time.perf_counter() - sent) * 1000)
+                statuses[code] = statuses.get(code, 0) + 1
+                if code == "OK":
+                    accepted += 1
+
+        with _no_gc_pauses():
+            started = time.time()
+            clock = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - clock
+    return {
+        "started_at": started,
+        "finished_at": started + elapsed,
+        "elapsed_s": elapsed,
+        "requests": len(bodies),
+        "accepted": accepted,
+        "statuses": statuses,
+        "errors": errors,
+        **_summary(latencies),
+    }
+
+
 async def get(spec: dict[str, Any]) -> dict[str, Any]:
     ids: list[str] = spec["ids"]
     rate, duration = float(spec["rate"]), float(spec["duration"])
@@ -185,7 +261,7 @@ async def get(spec: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     spec_path, out = argv
     spec = json.loads(Path(spec_path).read_text())
-    mode = {"submit": submit, "get": get}[spec["mode"]]
+    mode = {"submit": submit, "grpc_submit": grpc_submit, "get": get}[spec["mode"]]
     result = uvloop.run(mode(spec))
     Path(out).write_text(json.dumps(result))
 

@@ -225,11 +225,14 @@ class HeraldServe:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_port = free_port()
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.env = {
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             # gRPC stays on (as deployed), on a free port so that processes never clash.
-            "GRPC_PORT": str(free_port()),
+            "GRPC_HOST": "127.0.0.1",
+            "GRPC_PORT": str(self.grpc_port),
             "DATABASE_URL": DATABASE_URL,
             "REDIS_URL": REDIS_URL,
             "LOG_FORMAT": "json",

@@ -17,8 +17,10 @@ Per run:
   the first request to the last `sent`, over the notifications): what accepting and
   delivering one costs, and a figure that other work on the machine hardly moves.
 
-Variants: single submissions (`POST /v1/notifications`, the baseline) and batches of 100
-(`POST /v1/notifications/batch`), the same number of notifications.
+Variants: single submissions (`POST /v1/notifications`, the baseline), batches of 100
+(`POST /v1/notifications/batch`), and single submissions over gRPC (`SendNotification`
+through one `grpc.aio` channel to the same `herald serve`, at the same concurrency), the same
+number of notifications.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ WARMUP = 40
 @register
 class EndToEnd(ThroughHerald):
     name = "e2e"
-    title = "Notifications through the HTTP API, delivered by the log provider (32 connections)"
+    title = "Notifications through the HTTP API and gRPC, delivered by `log` (32 in flight)"
     description = __doc__ or ""
     metrics = (
         Metric("accepted_per_s", "accepted/s", "notifications/s", "higher"),
@@ -60,6 +62,12 @@ class EndToEnd(ThroughHerald):
     variants = (
         Variant("herald-single", "Herald, single submissions", "herald", extra={"batch": 1}),
         Variant("herald-batch100", "Herald, batches of 100", "herald", extra={"batch": 100}),
+        Variant(
+            "herald-grpc-single",
+            "Herald, single submissions over gRPC",
+            "herald",
+            extra={"batch": 1, "grpc": True},
+        ),
     )
     baseline = "herald-single"
 
@@ -78,11 +86,11 @@ class EndToEnd(ThroughHerald):
             key = await start_during([herald], prepare_database())
             # Warm up the server (pools, caches, the first request's imports) and wait for it
             # to be idle again, so the run starts from a warm, quiet process.
-            await _warm_up(herald, key)
+            await _warm_up(herald, key, grpc=variant.extra.get("grpc", False))
             await sent.wait(WARMUP, timeout=30)
             cpu_before = herald.cpu()
             load = await run_loadgen(
-                _spec(herald, key, total, variant.extra["batch"], params, prefix="run"),
+                _spec(herald, key, total, variant, params, prefix="run"),
                 timeout=self.timeout(params),
             )
             if load["accepted"] != total:
@@ -115,26 +123,49 @@ class EndToEnd(ThroughHerald):
         }
 
 
-async def _warm_up(herald: HeraldServe, key: str) -> None:
+async def _warm_up(herald: HeraldServe, key: str, *, grpc: bool) -> None:
+    """40 notifications: each tenth a single submission (over gRPC for the gRPC variant, so
+    its server-side path is warm too), the other nine a batch."""
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=herald.url, headers=headers, timeout=30) as client:
         for start in range(0, WARMUP, 10):
             items = payloads(10, f"warmup{start}")
-            single = await client.post("/v1/notifications", json=items[0])
+            if grpc:
+                await _grpc_send(herald, key, items[0])
+            else:
+                single = await client.post("/v1/notifications", json=items[0])
+                if single.status_code != 202:
+                    raise RuntimeError(f"warm-up failed: {single.text[:300]}")
             batch = await client.post("/v1/notifications/batch", json={"notifications": items[1:]})
-            if (single.status_code, batch.status_code) != (202, 202):
-                raise RuntimeError(f"warm-up failed: {single.text[:300]} {batch.text[:300]}")
+            if batch.status_code != 202:
+                raise RuntimeError(f"warm-up failed: {batch.text[:300]}")
+
+
+async def _grpc_send(herald: HeraldServe, key: str, item: dict[str, Any]) -> None:
+    import grpc
+
+    from bench.loadgen import SEND_NOTIFICATION, grpc_request
+
+    async with grpc.aio.insecure_channel(herald.grpc_target) as channel:
+        send = channel.unary_unary(SEND_NOTIFICATION)
+        await send(grpc_request(item), metadata=(("authorization", f"Bearer {key}"),), timeout=30)
 
 
 def _spec(
-    herald: HeraldServe, key: str, total: int, batch: int, params: dict[str, Any], prefix: str
+    herald: HeraldServe,
+    key: str,
+    total: int,
+    variant: Variant,
+    params: dict[str, Any],
+    prefix: str,
 ) -> dict[str, Any]:
     return {
-        "mode": "submit",
+        "mode": "grpc_submit" if variant.extra.get("grpc") else "submit",
         "url": herald.url,
+        "grpc_target": herald.grpc_target,
         "key": key,
         "total": total,
-        "batch": batch,
+        "batch": variant.extra["batch"],
         "concurrency": params["concurrency"],
         "channels": params["channels"],
         "prefix": prefix,
