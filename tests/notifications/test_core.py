@@ -99,24 +99,19 @@ async def feed(owner: str) -> AsyncIterator[list[StatusEvent]]:
     """Every status event of `owner` published while the block runs, as it arrives."""
     received: list[StatusEvent] = []
     client = aioredis.Redis.from_url(REDIS_URL)
-    ready = asyncio.Event()
+    subscribed = asyncio.Event()  # set by subscribe() once SUBSCRIBE is acknowledged
 
     async def listen() -> None:
-        stream = subscribe(client, owner)
-        pending = asyncio.ensure_future(anext(stream))
-        ready.set()
-        while True:
-            received.append(await pending)
-            pending = asyncio.ensure_future(anext(stream))
+        async for event in subscribe(client, owner, ready=subscribed):
+            received.append(event)
 
     task = asyncio.create_task(listen())
-    await ready.wait()
-    await asyncio.sleep(0.2)  # the SUBSCRIBE round trip; events before it are not ours to see
+    await asyncio.wait_for(subscribed.wait(), timeout=10)
     try:
         yield received
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+        with contextlib.suppress(asyncio.CancelledError):
             await task
         await client.aclose()
 
