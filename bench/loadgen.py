@@ -31,7 +31,7 @@ import gc
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,15 @@ def _no_gc_pauses() -> Iterator[None]:
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+async def _timed(worker: Callable[[], Awaitable[None]], concurrency: int) -> tuple[float, float]:
+    """Run `concurrency` copies of `worker` with no GC pauses; (wall-clock start, seconds)."""
+    with _no_gc_pauses():
+        started = time.time()
+        clock = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return started, time.perf_counter() - clock
 
 
 def _summary(latencies_ms: list[float]) -> dict[str, float | None]:
@@ -127,11 +136,7 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
                 elif len(errors) < 5:
                     errors.append(f"{response.status_code}: {response.text[:300]}")
 
-        with _no_gc_pauses():
-            started = time.time()
-            clock = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - clock
+        started, elapsed = await _timed(worker, concurrency)
     return {
         "started_at": started,
         "finished_at": started + elapsed,
@@ -199,11 +204,7 @@ async def grpc_submit(spec: dict[str, Any]) -> dict[str, Any]:
                 if code == "OK":
                     accepted += 1
 
-        with _no_gc_pauses():
-            started = time.time()
-            clock = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - clock
+        started, elapsed = await _timed(worker, concurrency)
     return {
         "started_at": started,
         "finished_at": started + elapsed,
