@@ -120,6 +120,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             feed=feed,
             use_cases=NotificationUseCases(settings, engine, session_maker, jobs, feed),
         )
+        # Unwound before the feed and the pools: the last groups are written with them open.
+        stack.push_async_callback(resources.use_cases.stop)
         app.state.resources = resources
         app.state.authenticator = resources.authenticator
         app.state.collect_queue_metrics = QueueStats(redis, registry.queues).collect

@@ -102,11 +102,22 @@ async def accept(
     items: Sequence[NotificationInput],
     max_attempts: int,
 ) -> tuple[list[Row[Any]], list[StatusEvent]]:
-    """Insert new notifications (`queued`, or `scheduled` for a future `send_at`) with their
-    first events: one multi-row statement each. Returns the rows and their events."""
+    """Insert new notifications of one API key (`queued`, or `scheduled` for a future
+    `send_at`) with their first events: one multi-row statement each."""
+    return await accept_many(connection, [(owner, item) for item in items], max_attempts)
+
+
+async def accept_many(
+    connection: AsyncConnection,
+    submissions: Sequence[tuple[uuid.UUID, NotificationInput]],
+    max_attempts: int,
+) -> tuple[list[Row[Any]], list[StatusEvent]]:
+    """Insert new notifications, each of its own API key (a group commit gathers several
+    keys' submissions), with their first events: one multi-row statement each. Returns the
+    rows and their events, in the order given."""
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
-    for item in items:
+    for owner, item in submissions:
         scheduled = item.send_at is not None and item.send_at > now
         rows.append(
             {
@@ -136,7 +147,7 @@ async def accept(
     events = [
         StatusEvent(
             notification_id=str(n.id),
-            owner=str(owner),
+            owner=str(n.api_key_id),
             status=n.status,
             attempt=0,
             detail=accepted_detail(n.status, n.send_at),
