@@ -121,6 +121,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             use_cases=NotificationUseCases(settings, engine, session_maker, jobs, feed),
         )
         # Unwound before the feed and the pools: the last groups are written with them open.
+        resources.use_cases.groups.start()
         stack.push_async_callback(resources.use_cases.stop)
         app.state.resources = resources
         app.state.authenticator = resources.authenticator

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -91,9 +92,7 @@ class SubmissionGroups:
     ) -> Accepted:
         """Store one validated notification with the next group; its row and first event."""
         if self._task is None:
-            # Started by the first submission, in the running loop; `stop` ends it.
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name="herald-submission-groups")
+            self.start()
         entry = _Waiting(owner, item, key, asyncio.get_running_loop().create_future())
         self._waiting.append(entry)
         self._wake.set()
@@ -106,6 +105,14 @@ class SubmissionGroups:
                 with contextlib.suppress(BaseException):
                     await entry.done
             raise
+
+    def start(self) -> None:
+        """Start the writer task in the running loop (the lifespan does; else the first
+        submission). Its context is a fresh one: it belongs to no request."""
+        self._stopping = False
+        self._task = asyncio.create_task(
+            self._run(), name="herald-submission-groups", context=contextvars.Context()
+        )
 
     async def stop(self) -> None:
         """Write what is waiting, then end the task (in the lifespan, after the API stopped)."""
