@@ -3,10 +3,11 @@
 Every interface's single submission (`NotificationUseCases.send_notification`, over REST,
 GraphQL and gRPC alike) is validated and its idempotency key claimed by the request itself;
 then the request hands its notification to `SubmissionGroups.submit` and waits. One task
-writes what is waiting as one group, in one unit of work: one multi-row insert of the
-notifications, one of their events, the idempotency results of the keyed ones, one commit,
-then one enqueue of all the delivery jobs and one publish of the events
-(`herald.notifications.unit_of_work`). Each request then gets its own notification back.
+writes what is waiting as one group, in one unit of work: one statement inserting the
+notifications and their events (`transitions.accept_many`; with keyed members, in one
+transaction with their idempotency results), one commit, then one enqueue of all the
+delivery jobs and one publish of the events (`herald.notifications.unit_of_work`). Each
+request then gets its own notification back.
 
 - **While a commit is in flight, submissions wait for it**, and the next group is everything
   that arrived meanwhile, up to `SUBMISSION_GROUP_LIMIT`.
@@ -67,7 +68,7 @@ class SubmissionGroups:
 
     def __init__(
         self,
-        unit_of_work: Callable[[], UnitOfWork],
+        unit_of_work: Callable[[bool], UnitOfWork],
         *,
         max_attempts: int,
         limit: int,
@@ -155,7 +156,10 @@ class SubmissionGroups:
     async def _commit(self, group: list[_Waiting]) -> None:
         metrics.submission_group_size.observe(len(group))
         try:
-            async with self._unit_of_work() as uow:
+            # Without keys the group is one statement, committed by itself (no BEGIN, COMMIT);
+            # keys' results are recorded in the same transaction as the rows they name.
+            keyed = any(e.key is not None for e in group)
+            async with self._unit_of_work(keyed) as uow:
                 rows, events = await transitions.accept_many(
                     uow.connection, [(e.owner, e.item) for e in group], self._max_attempts
                 )

@@ -77,7 +77,7 @@ class NotificationUseCases:
         self.feed = feed
         # Single submissions are committed in groups (`herald.notifications.submissions`).
         self.groups = SubmissionGroups(
-            self.unit_of_work,
+            lambda transactional: self.unit_of_work(None if transactional else self._autocommit),
             max_attempts=settings.max_attempts,
             limit=settings.submission_group_limit,
             wait_seconds=settings.submission_group_wait_ms / 1000,
