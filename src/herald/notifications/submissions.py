@@ -92,7 +92,7 @@ class SubmissionGroups:
         self, owner: uuid.UUID, item: NotificationInput, key: idempotency.Key | None
     ) -> Accepted:
         """Store one validated notification with the next group; its row and first event."""
-        if self._task is None:
+        if self._task is None or self._task.done():  # not started, or cancelled
             self.start()
         entry = _Waiting(owner, item, key, asyncio.get_running_loop().create_future())
         self._waiting.append(entry)
