@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -48,10 +49,19 @@ async def wait_for(
         await asyncio.sleep(0.01)
 
 
+@dataclass
+class Held:
+    """`until_waiting(n)` returns once a commit is blocked and n submissions wait behind it;
+    `connection` holds the lock (its transaction is rolled back at the end)."""
+
+    until_waiting: Callable[[int], Awaitable[None]]
+    connection: asyncpg.Connection
+
+
 @asynccontextmanager
-async def held_commit(groups: SubmissionGroups) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+async def held_commit(groups: SubmissionGroups) -> AsyncIterator[Held]:
     """Lock `notifications` against inserts from another connection: the group in flight
-    waits on it. Yields `until_waiting(n)`, which returns once n submissions wait behind it."""
+    waits on it."""
     locker = await asyncpg.connect(_dsn())
     transaction = locker.transaction()
     await transaction.start()
@@ -71,10 +81,11 @@ async def held_commit(groups: SubmissionGroups) -> AsyncIterator[Callable[[int],
         await wait_for(ready, f"a commit in flight and {count} submissions waiting")
 
     try:
-        yield until_waiting
+        yield Held(until_waiting, locker)
     finally:
         if not locker.is_closed():
-            await transaction.rollback()
+            if locker.is_in_transaction():
+                await transaction.rollback()
             await locker.close()
 
 
@@ -101,11 +112,11 @@ async def test_concurrent_submissions_over_rest_and_graphql_are_one_group() -> N
     key = await new_key("group")
     async with running_app(make_settings()) as (app, client):
         before = await sizes(client)
-        async with held_commit(groups_of(app)) as until_waiting:
+        async with held_commit(groups_of(app)) as held:
             first = asyncio.create_task(
                 client.post("/v1/notifications", json=sms(0), headers=auth(key))
             )
-            await until_waiting(0)
+            await held.until_waiting(0)
             rest = [
                 asyncio.create_task(
                     client.post("/v1/notifications", json=sms(i), headers=auth(key))
@@ -118,7 +129,7 @@ async def test_concurrent_submissions_over_rest_and_graphql_are_one_group() -> N
                 )
                 for i in range(2)
             ]
-            await until_waiting(10)
+            await held.until_waiting(10)
         responses = [await first] + [await r for r in rest]
         answers = [await g for g in over_graphql]
         after = await sizes(client)
@@ -154,13 +165,13 @@ async def test_a_group_keeps_each_requests_validation_errors_and_idempotency() -
             headers = {**auth(api_key), **({"Idempotency-Key": idem} if idem else {})}
             return asyncio.create_task(client.post("/v1/notifications", json=body, headers=headers))
 
-        async with held_commit(groups_of(app)) as until_waiting:
+        async with held_commit(groups_of(app)) as held:
             first = post(sms(0))
-            await until_waiting(0)
+            await held.until_waiting(0)
             plain = [post(sms(i)) for i in (1, 2)]
             same_key = post(sms(3), idem="k1")
             other_owner = post(sms(3), api_key=other, idem="k1")  # another key's "k1"
-            await until_waiting(4)
+            await held.until_waiting(4)
             # answered while the group waits: rules and keys are checked before it
             invalid = await client.post(
                 "/v1/notifications", json={"channel": "sms", "to": "nope"}, headers=auth(key)
@@ -213,11 +224,11 @@ async def test_a_group_meeting_a_postgres_outage_answers_each_503_and_stores_not
                     client.post("/v1/notifications", json=sms(i), headers=headers)
                 )
 
-            async with held_commit(groups_of(app)) as until_waiting:
+            async with held_commit(groups_of(app)) as held:
                 first = post(0)
-                await until_waiting(0)
+                await held.until_waiting(0)
                 waiting = [post(1), post(2, idem="outage-1"), post(3, idem="outage-2"), post(4)]
-                await until_waiting(4)
+                await held.until_waiting(4)
                 proxy.pause()  # the commit in flight and the group behind it meet the outage
                 answers = [await first] + [await t for t in waiting]
             assert [a.status_code for a in answers] == [503] * 5
@@ -260,3 +271,34 @@ async def test_a_lone_submission_is_written_at_once() -> None:
         after = await sizes(client)
     assert after["count"] - before.get("count", 0) == 3
     assert after['bucket{le="1.0"}'] - before.get('bucket{le="1.0"}', 0) == 3
+
+
+async def test_a_bad_neighbour_in_a_group_fails_only_itself() -> None:
+    """One member's row cannot be stored (its API key was deleted after the key was checked
+    and cached): the group is retried one by one, the others are stored all the same."""
+    key = await new_key("group-good")
+    doomed = await new_key("group-doomed")
+    async with running_app(make_settings()) as (app, client):
+        # both keys checked (and cached) before the group; `doomed` has no rows, so it can go
+        for api_key in (key, doomed):
+            assert (await client.get("/v1/notifications", headers=auth(api_key))).status_code == 200
+        async with held_commit(groups_of(app)) as held:
+            first = asyncio.create_task(
+                client.post("/v1/notifications", json=sms(0), headers=auth(key))
+            )
+            await held.until_waiting(0)
+            good = asyncio.create_task(
+                client.post("/v1/notifications", json=sms(1), headers=auth(key))
+            )
+            bad = asyncio.create_task(
+                client.post("/v1/notifications", json=sms(2), headers=auth(doomed))
+            )
+            await held.until_waiting(2)
+            # in the lock's transaction, committed before the group's insert goes on
+            await held.connection.execute("DELETE FROM api_keys WHERE name = 'group-doomed'")
+            await held.connection.execute("COMMIT")
+        assert (await first).status_code == 202
+        assert (await good).status_code == 202
+        assert (await bad).status_code != 202
+        done = await wait_status(client, key, (await good).json()["id"])
+        assert done["reference"] == "g-1"
