@@ -44,6 +44,7 @@ from herald.notifications.use_cases import NotificationUseCases
 from herald.queue import JobQueue, JobRegistry, WorkerRuntime, load_jobs, select_queues
 from herald.queue.control import ProcessInfo
 from herald.queue.stats import QueueStats
+from herald.redis_connection import redis_client
 from herald.reporting import configure_reporting, flush_reports
 from herald.request_context import RequestContextMiddleware
 from herald.resources import Resources, instance_name, process_role
@@ -93,7 +94,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         if settings.enable_api and settings.enable_workers:
             worker_engine = create_engine(settings, application_name=f"{label}:workers")
             stack.push_async_callback(worker_engine.dispose)
-        redis = Redis.from_url(
+        redis = redis_client(
             settings.redis_url,
             client_name=label,
             socket_connect_timeout=2,

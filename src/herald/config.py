@@ -14,6 +14,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from herald.redis_connection import check_redis_url, redis_url_secrets, safe_redis_url
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _RATE_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
@@ -139,11 +143,20 @@ class Settings(BaseSettings):
         description="Postgres connections per pool, plus as many overflow (a unified process"
         " has two pools: the API's and the workers').",
     )
+    database_pool_mode: Literal["session", "transaction"] = Field(
+        "session",
+        description="transaction when DATABASE_URL is a pooler in transaction mode (PgBouncer"
+        " pool_mode=transaction, Supavisor, RDS Proxy...): no prepared statements are kept and"
+        " no session state is relied on; session for Postgres itself or a session pooler.",
+    )
     database_timeout_seconds: float = Field(
         5.0, gt=0, description="Connect and statement timeout; past it the API answers 503."
     )
     redis_url: str = Field(
-        "", description="Redis URL for the queues; empty: Herald runs an embedded Valkey."
+        "",
+        description="Redis URL for the queues, the event feed and the rate limits: redis://,"
+        " rediss:// (TLS), unix://, or redis+sentinel://host:26379,host2:26379/service/db"
+        " (rediss+sentinel:// for TLS); empty: Herald runs an embedded Valkey.",
     )
     herald_data_dir: str = Field(
         "",
@@ -369,10 +382,7 @@ class Settings(BaseSettings):
                 "SMTP_STARTTLS and SMTP_IMPLICIT_TLS are both true: a server takes one or the"
                 " other (587 usually STARTTLS, 465 implicit TLS)"
             )
-        if self.database_url and not self.database_url.startswith("postgresql+asyncpg://"):
-            raise ValueError("DATABASE_URL must start with postgresql+asyncpg://")
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        self._check_urls()
         required = {
             "smtp": ("smtp_host",),
             "twilio": ("twilio_account_sid", "twilio_auth_token", "twilio_from"),
@@ -391,6 +401,23 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name.upper()} is required when the provider is {provider}")
         return self
 
+    def _check_urls(self) -> None:
+        if self.database_url:
+            if not self.database_url.startswith("postgresql+asyncpg://"):
+                raise ValueError("DATABASE_URL must start with postgresql+asyncpg://")
+            try:
+                url = make_url(self.database_url)
+                _ = url.port
+            except (ArgumentError, ValueError) as exc:
+                raise ValueError(f"DATABASE_URL is not a URL Herald can use: {exc}") from None
+            if not url.database:
+                raise ValueError("DATABASE_URL must name a database (…/herald)")
+        if self.redis_url:
+            try:
+                check_redis_url(self.redis_url)
+            except ValueError as exc:
+                raise ValueError(f"REDIS_URL {safe_redis_url(self.redis_url)}: {exc}") from None
+
     def rate_limit_for(self, channel: str) -> RateLimit | None:
         limit: RateLimit | None = getattr(self, f"{channel}_rate_limit", None)
         return limit
@@ -408,10 +435,10 @@ class Settings(BaseSettings):
             for name, info in type(self).model_fields.items()
             if info.annotation is SecretStr
         ]
-        for url in (self.database_url, self.redis_url):
-            password = urlsplit(url).password
-            if password:
-                values.append(password)
+        password = urlsplit(self.database_url).password
+        if password:
+            values.append(password)
+        values += redis_url_secrets(self.redis_url)
         return [value for value in values if value]
 
 

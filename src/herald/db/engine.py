@@ -19,6 +19,39 @@ from herald.config import Settings
 IDLE_PING_SECONDS = 1.0
 
 
+def pooler_safe(settings: Settings) -> dict[str, Any]:
+    """Driver options for `DATABASE_POOL_MODE`: none in session mode; in transaction mode
+    (PgBouncer `pool_mode = transaction` and the like), no prepared statement outlives the
+    statement that made it, since the next statement may run on another server connection.
+
+    asyncpg's own cache off (`statement_cache_size=0`) makes it prepare unnamed statements and
+    parse them again in the same round trip as their execution; SQLAlchemy's cache off
+    (`prepared_statement_cache_size=0`) stops it keeping statements per connection. SQLAlchemy's
+    documented alternative, unique names (`prepared_statement_name_func`), is not used: a named
+    statement is prepared in one round trip and executed in the next, and outside a
+    transaction (the workers' autocommit statements) PgBouncer may route the two to different
+    servers ("prepared statement ... does not exist"; tests/managed/test_pgbouncer.py).
+    """
+    if settings.database_pool_mode == "transaction":
+        return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+    return {}
+
+
+def server_settings(settings: Settings, application_name: str) -> dict[str, str]:
+    """Session settings sent when connecting. PgBouncer passes on only a few startup
+    parameters (application_name and TimeZone among them) and refuses the others, so in
+    transaction mode `lock_timeout` is left to the database (`ALTER DATABASE ... SET
+    lock_timeout`, see the README); asyncpg's `command_timeout` still bounds every statement."""
+    values = {
+        "application_name": application_name[:63],
+        # Times built in SQL (JSON of events) read back in UTC, like the columns do.
+        "TimeZone": "UTC",
+    }
+    if settings.database_pool_mode == "session":
+        values["lock_timeout"] = str(int(settings.database_timeout_seconds * 1000))
+    return values
+
+
 def create_engine(settings: Settings, *, application_name: str) -> AsyncEngine:
     """An engine whose connections name the process role in `pg_stat_activity`.
 
@@ -37,12 +70,8 @@ def create_engine(settings: Settings, *, application_name: str) -> AsyncEngine:
         connect_args={
             "timeout": timeout,
             "command_timeout": timeout * 2,
-            "server_settings": {
-                "application_name": application_name[:63],
-                # Times built in SQL (JSON of events) read back in UTC, like the columns do.
-                "TimeZone": "UTC",
-                "lock_timeout": str(int(timeout * 1000)),
-            },
+            "server_settings": server_settings(settings, application_name),
+            **pooler_safe(settings),
         },
     )
     ping_idle_connections(engine, IDLE_PING_SECONDS)

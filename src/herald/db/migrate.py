@@ -17,9 +17,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from herald.config import Settings
+from herald.db.engine import pooler_safe
 
 log = structlog.get_logger()
 
@@ -34,24 +35,41 @@ def alembic_config() -> Config:
     return config
 
 
-async def ensure_database(settings: Settings) -> bool:
-    """Create the database if it does not exist; True if it was created."""
+async def _connect(settings: Settings, database: str) -> asyncpg.Connection:
     url = make_url(settings.database_url)
-    name = url.database
-    if not name:
-        raise ValueError("DATABASE_URL must name a database")
-    conn = await asyncpg.connect(
+    return await asyncpg.connect(
         host=url.host,
         port=url.port or 5432,
         user=url.username,
         password=url.password,
-        database="postgres",
+        database=database,
         timeout=settings.database_timeout_seconds,
+        statement_cache_size=0,  # a handful of statements, and safe behind a pooler
     )
+
+
+async def ensure_database(settings: Settings) -> bool:
+    """Create the database if it does not exist; True if it was created.
+
+    A database that exists is found by connecting to it, which needs no access to the
+    `postgres` database and works through a pooler (PgBouncer lists only its own databases).
+    """
+    name = make_url(settings.database_url).database
+    if not name:
+        raise ValueError("DATABASE_URL must name a database")
+    try:
+        await (await _connect(settings, name)).close()
+        return False
+    except asyncpg.InvalidCatalogNameError:
+        pass
+    conn = await _connect(settings, "postgres")
     try:
         # Replicas starting together would race on CREATE DATABASE (Postgres then reports a
-        # unique violation, not "already exists"): serialise them on an advisory lock.
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        # unique violation, not "already exists"): serialise them on an advisory lock. Not
+        # behind a transaction pooler, where a session lock would stay on the server
+        # connection after this one closes; there the errors below settle the race.
+        if settings.database_pool_mode == "session":
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
         if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             return False
         quoted = '"' + name.replace('"', '""') + '"'
@@ -77,25 +95,30 @@ def _upgrade(connection: Connection) -> list[str]:
     return [rev.revision for rev in script.iterate_revisions(after, before)][::-1]
 
 
-async def migrate(settings: Settings) -> list[str]:
-    """Create the database if needed and apply pending migrations; returns what was applied."""
-    await ensure_database(settings)
-    engine = create_async_engine(
+def _engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
         settings.database_url,
-        connect_args={"server_settings": {"application_name": "herald:migrate"}},
+        connect_args={
+            "server_settings": {"application_name": "herald:migrate"},
+            "timeout": settings.database_timeout_seconds,
+            **pooler_safe(settings),
+        },
     )
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Create the database if needed and apply pending migrations; returns what was applied.
+
+    The migrations run in one transaction that first takes a transaction-scoped advisory lock:
+    replicas starting together wait for it and then find nothing left to do, and the lock
+    cannot outlive the transaction (a session lock would stay on a pooler's server connection).
+    """
+    await ensure_database(settings)
+    engine = _engine(settings)
     try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
-            await conn.commit()
-            try:
-                applied = await conn.run_sync(_upgrade)
-                await conn.commit()
-            finally:
-                await conn.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK}
-                )
-                await conn.commit()
+        async with engine.connect() as conn, conn.begin():
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            applied = await conn.run_sync(_upgrade)
     finally:
         await engine.dispose()
     if applied:
@@ -103,9 +126,9 @@ async def migrate(settings: Settings) -> list[str]:
     return applied
 
 
-async def pending_migrations(connection_url: str) -> bool:
+async def pending_migrations(settings: Settings) -> bool:
     """True when the database is behind the newest migration (used by `herald check`)."""
-    engine = create_async_engine(connection_url)
+    engine = _engine(settings)
     try:
         async with engine.connect() as conn:
             current = await conn.run_sync(

@@ -27,13 +27,13 @@ import structlog
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.worker import Retry, Worker, func
-from redis.asyncio import ConnectionPool
 
 from herald import metrics
 from herald.queue.context import JobContext
 from herald.queue.keys import due_time_ms, queue_key
 from herald.queue.registry import JobDefinition
 from herald.queue.serialization import deserialize, serialize
+from herald.redis_connection import redis_pool
 from herald.reporting import report_exception
 
 log = structlog.get_logger()
@@ -75,7 +75,7 @@ return claimed
 
 def create_worker_redis(url: str, *, queue: str, client_name: str) -> ArqRedis:
     """A Redis client of the worker's own (arq's `close()` closes the pool it was given)."""
-    pool = ConnectionPool.from_url(
+    pool = redis_pool(
         url,
         client_name=client_name,
         socket_connect_timeout=2,
