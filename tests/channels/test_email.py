@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from email import message_from_bytes, policy
@@ -14,14 +12,11 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from herald.channels import Message, PermanentError, TransientError
 from herald.channels.email import SmtpProvider
 from tests.channels.conftest import free_port
+from tests.support.tls import self_signed
 
 NOTIFICATION_ID = "5f0c7a4e-3a55-4a8e-9a61-1b7f0c2d9e10"
 
@@ -197,35 +192,8 @@ async def test_header_injection_in_subject_is_permanent(provider: ProviderFactor
         await provider(free_port()).send(message)
 
 
-def _self_signed() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
 async def test_starttls_and_auth(tmp_path: Any, provider: ProviderFactory) -> None:
-    cert_pem, key_pem = _self_signed()
+    cert_pem, key_pem = self_signed()
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(key_pem)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -264,7 +232,7 @@ async def test_starttls_and_auth(tmp_path: Any, provider: ProviderFactory) -> No
 
 async def test_implicit_tls(tmp_path: Any, provider: ProviderFactory) -> None:
     """SMTPS (usually port 465): TLS from the first byte, no STARTTLS."""
-    cert_pem, key_pem = _self_signed()
+    cert_pem, key_pem = self_signed()
     (tmp_path / "cert.pem").write_bytes(cert_pem)
     (tmp_path / "key.pem").write_bytes(key_pem)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
