@@ -58,6 +58,16 @@ def test_lists_mappings_and_rates_parse_from_the_environment(
         ("QUEUE_CONCURRENCY", "email", "invalid setting QUEUE_CONCURRENCY"),
         ("EMAIL_RATE_LIMIT", "5/fortnight", "expected a rate such as 10/s"),
         ("DATABASE_URL", "mysql://x/y", "DATABASE_URL must start with postgresql+asyncpg://"),
+        ("DATABASE_URL", "postgresql+asyncpg://h:port/db", "DATABASE_URL is not a URL Herald"),
+        ("DATABASE_URL", "postgresql+asyncpg://h:5432", "DATABASE_URL must name a database"),
+        ("DATABASE_POOL_MODE", "statement", "invalid setting DATABASE_POOL_MODE='statement'"),
+        ("REDIS_URL", "http://h/0", "REDIS_URL http://h/0: expected a URL starting with redis://"),
+        ("REDIS_URL", "redis://h:x/0", "REDIS_URL redis://h:x/0: Port could not be cast"),
+        ("REDIS_URL", "redis://h/0?tls=1", "REDIS_URL redis://h/0?tls=1: unknown option 'tls'"),
+        ("REDIS_URL", "rediss://h/0?ssl_ca=/ca", "unknown option 'ssl_ca' in the URL"),
+        ("REDIS_URL", "redis+sentinel://h:26379", "expected /service_name or /service_name/db"),
+        ("REDIS_URL", "redis+sentinel://h:0/m", "expected host:port for each Sentinel"),
+        ("REDIS_URL", "redis+sentinel://h/m/x", "expected a database number after the service"),
     ],
 )
 def test_a_bad_value_names_the_variable(
@@ -114,6 +124,11 @@ def _herald(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
             },
             "herald: invalid setting FCM_CREDENTIALS_FILE='/nonexistent.json': not a usable "
             "service-account key ([Errno 2] No such file or directory: '/nonexistent.json')\n",
+        ),
+        (
+            {"REDIS_URL": "redis+sentinel://:hunter2@s1,s2:26380"},
+            "herald: invalid settings: REDIS_URL redis+sentinel://:***@s1,s2:26380: expected"
+            " /service_name or /service_name/db after the Sentinel hosts\n",
         ),
         (
             {"ENABLE_API": "false", "ENABLE_WORKERS": "false"},
