@@ -124,8 +124,9 @@ def _sentinel_pool(url: str, defaults: dict[str, Any]) -> ConnectionPool:
     if tls:
         connection |= _check_hostname(connection)
         sentinel_kwargs |= {"ssl": True, **_check_hostname(sentinel_kwargs)}
-    manager = Sentinel(_sentinel_hosts(parts.netloc), sentinel_kwargs=sentinel_kwargs)
-    return _SentinelPool(path[0], manager, ssl=tls, **connection)
+    # redis-py's Sentinel classes are untyped.
+    manager = Sentinel(_sentinel_hosts(parts.netloc), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    return _SentinelPool(path[0], manager, ssl=tls, **connection)  # type: ignore[no-untyped-call]
 
 
 def redis_pool(url: str, **defaults: Any) -> ConnectionPool:
