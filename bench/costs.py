@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -149,6 +150,7 @@ class Postgres:
         # first seen (a backend that ends loses only its last interval).
         self.backend_cpu_seconds = 0.0
         self._last_cpu: dict[int, float] = {}
+        self._sampled = False
 
     async def setup(self) -> None:
         try:
@@ -163,7 +165,7 @@ class Postgres:
         return list(await self.conn.fetch(query, *args))
 
     async def counters(self) -> dict[str, float]:
-        await asyncio.sleep(1.5)  # backends report their statistics at most once a second
+        await asyncio.sleep(3)  # backends report their statistics at most once a second
         (db,) = await self._fetch(
             "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted,"
             " tup_returned, tup_fetched FROM pg_stat_database WHERE datname = $1",
@@ -188,20 +190,43 @@ class Postgres:
         return values
 
     async def backend_cpu(self) -> float:
-        """Add the CPU the database's backends used since the last look; the running total."""
-        rows = await self._fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            _DATABASE,
-        )
-        for row in rows:
-            pid = int(row["pid"])
+        """The CPU the database's backends used since the first look, summed per backend."""
+        for pid in _backends():
             try:
                 used = cpu_seconds(pid)
             except OSError:
                 continue  # ended meanwhile
-            self.backend_cpu_seconds += used - self._last_cpu.get(pid, used)
+            # A backend that was there at the first look counts from then, a later one (an
+            # overflow connection) from its start; one that ends loses its last interval.
+            start = self._last_cpu.get(pid, used if not self._sampled else 0.0)
+            self.backend_cpu_seconds += used - start
             self._last_cpu[pid] = used
+        self._sampled = True
         return self.backend_cpu_seconds
+
+    async def sample(self, stop: asyncio.Event) -> None:
+        """Look every 50 ms, so that short-lived backends are counted too."""
+        while not stop.is_set():
+            await self.backend_cpu()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+
+
+def _backends() -> list[int]:
+    """Pids of the Postgres backends connected to the benchmark database, by process title
+    ("postgres: 15/main: postgres herald_bench_costs 127.0.0.1(5432) idle")."""
+    pids = []
+    marker = f" {_DATABASE} ".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if title.startswith(b"postgres:") and marker in title:
+            pids.append(int(entry.name))
+    return pids
 
 
 def probe_counts(path: Path) -> dict[str, float]:
@@ -255,7 +280,6 @@ async def wait_sent(pg: Postgres, total: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while True:
         (row,) = await pg._fetch("SELECT count(*) AS n FROM notifications WHERE status = 'sent'")
-        await pg.backend_cpu()  # often enough that a backend ending loses little
         if row["n"] >= total:
             return
         if time.monotonic() > deadline:
@@ -276,7 +300,7 @@ def per_notification(
         if name == "db.xact_commit":  # this script's own statements are transactions too
             value -= load.get("own_statements", 0.0)
             background -= idle.get("own_statements", 0.0) / idle["time"] * seconds
-        result[name] = round((value - background) / count, 4)
+        result[name] = round((value - background) / count, 6)
     return result
 
 
@@ -300,6 +324,7 @@ async def run(count: int, idle_seconds: float) -> dict[str, Any]:
         await submit(herald.url, key, 200, batch=1, prefix="warm")
         await wait_sent(pg, 200)
         sent = 200
+        await asyncio.sleep(3)  # the warm-up's statistics reach pg_stat_database
         before = await snapshot(herald, pg, rds, probe)
         await asyncio.sleep(idle_seconds)
         idle = delta(before, await snapshot(herald, pg, rds, probe))
@@ -309,10 +334,14 @@ async def run(count: int, idle_seconds: float) -> dict[str, Any]:
         for name, batch in (("single", 1), ("batch", 100)):
             before = await snapshot(herald, pg, rds, probe)
             started = time.monotonic()
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(pg.sample(stop))
             await submit(herald.url, key, count, batch=batch, prefix=name)
             sent += count
             await wait_sent(pg, sent)
             elapsed = time.monotonic() - started
+            stop.set()
+            await sampler
             load = delta(before, await snapshot(herald, pg, rds, probe))
             phases[name] = {
                 "notifications": count,
