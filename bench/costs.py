@@ -28,7 +28,9 @@ Redis network bytes. The throughput is what this machine managed (2 shared cores
 generator in the same machine): a sanity figure, not a capacity.
 
 Options: `-n N` (default 3000), `--idle SECONDS` (10), `--out PATH` (default
-`bench/results/costs.json`). Needs `redis-server` on the PATH and Postgres at 127.0.0.1:5432.
+`bench/results/costs.json`), `--setting NAME=VALUE` for herald serve (repeatable; e.g. with
+`BENCH_COSTS_DATABASE_URL` at a PgBouncer, `--setting DATABASE_POOL_MODE=transaction`).
+Needs `redis-server` on the PATH and Postgres at 127.0.0.1:5432.
 """
 
 from __future__ import annotations
@@ -304,7 +306,7 @@ def per_notification(
     return result
 
 
-async def run(count: int, idle_seconds: float) -> dict[str, Any]:
+async def run(count: int, idle_seconds: float, settings: dict[str, str]) -> dict[str, Any]:
     rds = PrivateRedis()
     probe = Path(tempfile.mkdtemp(prefix="herald-costs-")) / "probe.json"
     key = await prepare_database()
@@ -314,6 +316,7 @@ async def run(count: int, idle_seconds: float) -> dict[str, Any]:
         REDIS_URL=rds.url,
         JOB_MODULES="bench.cost_probe",
         BENCH_COST_PROBE_FILE=str(probe),
+        **settings,
     )
     conn = await asyncpg.connect(_DSN)
     pg = Postgres(conn)
@@ -419,8 +422,16 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=3000, help="notifications per load phase")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "costs.json")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for herald serve, e.g. DATABASE_POOL_MODE=transaction (repeatable)",
+    )
     args = parser.parse_args()
-    phases = asyncio.run(run(args.n, args.idle))
+    settings = dict(item.split("=", 1) for item in args.setting)
+    phases = asyncio.run(run(args.n, args.idle, settings))
     results = {
         "source": _commit(),
         "machine": {
@@ -429,6 +440,7 @@ def main() -> None:
             "python": platform.python_version(),
         },
         "database": DATABASE_URL,
+        "settings": settings,
         "phases": phases,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
