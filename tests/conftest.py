@@ -113,8 +113,8 @@ async def _truncate() -> None:
         await engine.dispose()
 
 
-async def drop_database(name: str) -> None:
-    """Drop a database of the test server, connections and all."""
+async def server_execute(statement: str) -> None:
+    """Run one statement on the test server's `postgres` database (CREATE/DROP DATABASE)."""
     url = make_url(DATABASE_URL)
     conn = await asyncpg.connect(
         host=url.host,
@@ -124,9 +124,14 @@ async def drop_database(name: str) -> None:
         database="postgres",
     )
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def drop_database(name: str) -> None:
+    """Drop a database of the test server, connections and all."""
+    await server_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _recreate_database() -> None:

@@ -11,16 +11,14 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 
-import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from herald.auth.keys import create_key
 from herald.db.engine import create_engine, create_session_maker, server_settings
 from herald.db.migrate import migrate
-from tests.conftest import DATABASE_URL, drop_database, make_settings
+from tests.conftest import DATABASE_URL, drop_database, make_settings, server_execute
 from tests.managed.conftest import exercise, managed_env
 from tests.support.managed import PgBouncer
 from tests.support.process import HeraldProcess
@@ -33,18 +31,7 @@ Start = Callable[..., HeraldProcess]
 
 async def _create_database() -> None:
     await drop_database(DATABASE)
-    url = make_url(DATABASE_URL)
-    conn = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database="postgres",
-    )
-    try:
-        await conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await conn.close()
+    await server_execute(f'CREATE DATABASE "{DATABASE}"')
 
 
 @pytest.fixture

@@ -62,3 +62,21 @@ async def test_sentinel_carries_the_queues_the_feed_and_the_rate_limit(
         assert {c["db"] for c in herald_clients} == {"3"}, herald_clients
     finally:
         sentinel.stop()
+
+
+async def test_after_a_sentinel_failover_herald_works_on_the_new_master(
+    herald: Start, standin: TwilioStandIn
+) -> None:
+    sentinel = SentinelSet(replica=True).start()
+    try:
+        process = herald(**managed_env(standin, REDIS_URL=sentinel.url()))
+        key = await new_key("failover")
+        await exercise(process, key, standin)
+        new_master = sentinel.failover()
+        await exercise(process, key, standin)  # delivery, the feed and the rate limit again
+        client = redis.Redis(port=new_master.port)
+        names = {c["name"] for c in client.client_list()}
+        client.close()
+        assert any(name.endswith(":sms") for name in names), names  # the workers moved over
+    finally:
+        sentinel.stop()

@@ -97,13 +97,17 @@ class TlsRedis(_Server):
 
 
 class SentinelSet(_Server):
-    """One Sentinel watching a private Redis (the master of the service `herald`)."""
+    """One Sentinel watching a private Redis (the master of the service `herald`) and, with
+    `replica=True`, a replica of it that `failover()` promotes."""
 
     SERVICE = "herald"
 
-    def __init__(self) -> None:
+    def __init__(self, *, replica: bool = False) -> None:
         super().__init__()
         self.master = RedisServer()
+        self.replica = (
+            RedisServer("--replicaof", "127.0.0.1", str(self.master.port)) if replica else None
+        )
         self.port = free_port()
 
     def url(self, db: int = 0) -> str:
@@ -111,6 +115,9 @@ class SentinelSet(_Server):
 
     def start(self) -> SentinelSet:
         self.master.start()
+        if self.replica is not None:
+            self.replica.start()
+            _wait(lambda: self._master_port(self.replica) == self.master.port, "the replica")
         config = self.dir / "sentinel.conf"
         config.write_text(
             f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
@@ -126,12 +133,50 @@ class SentinelSet(_Server):
             return flags == b"master"
 
         _wait(master_known, f"valkey sentinel on {self.port}:\n{self.logs()}")
+        if self.replica is not None:
+            _wait(lambda: self._known_replicas(client) == 1, "the Sentinel seeing the replica")
         client.close()
         return self
+
+    @staticmethod
+    def _master_port(server: RedisServer) -> int | None:
+        client = redis.Redis(port=server.port)
+        try:
+            info = client.info("replication")
+        finally:
+            client.close()
+        return int(info["master_port"]) if info["role"] == "slave" else None
+
+    def _known_replicas(self, client: redis.Redis) -> int:
+        return len(client.execute_command("SENTINEL", "REPLICAS", self.SERVICE))
+
+    def current_master(self) -> int:
+        client = redis.Redis(port=self.port)
+        try:
+            _, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE)
+        finally:
+            client.close()
+        return int(port)
+
+    def failover(self) -> RedisServer:
+        """Promote the replica; returns the new master once the old one follows it."""
+        assert self.replica is not None
+        client = redis.Redis(port=self.port)
+        try:
+            client.execute_command("SENTINEL", "FAILOVER", self.SERVICE)
+        finally:
+            client.close()
+        new, old = self.replica, self.master
+        _wait(lambda: self.current_master() == new.port, "the failover", timeout=30)
+        _wait(lambda: self._master_port(old) == new.port, "the old master following", timeout=30)
+        self.master, self.replica = new, old
+        return new
 
     def stop(self) -> None:
         super().stop()
         self.master.stop()
+        if self.replica is not None:
+            self.replica.stop()
 
 
 class PgBouncer(_Server):
