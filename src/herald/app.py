@@ -34,7 +34,7 @@ from herald.auth.keys import KeyAuthenticator
 from herald.channels import open_providers
 from herald.channels.push import ServiceAccount
 from herald.config import Settings, SettingsError
-from herald.db.engine import create_engine, create_session_maker
+from herald.db.engine import create_engine, create_session_maker, warn_without_lock_timeout
 from herald.logging import configure_logging
 from herald.memory import CeilingTooLow, MemoryCeiling
 from herald.messages.template_use_cases import TemplateUseCases
@@ -135,6 +135,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             resources.rate_limiter = RateLimiter(redis, settings, provider_names)
             metrics.prime(select_queues(settings, registry), provider_names)
         await _warn_about_eviction(redis)
+        await warn_without_lock_timeout(engine, settings)
 
         if settings.enable_workers:
             runtime = WorkerRuntime(

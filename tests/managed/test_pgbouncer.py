@@ -110,3 +110,4 @@ async def test_herald_serve_migrates_delivers_streams_and_paces_through_pgbounce
         await engine.dispose()
     await exercise(process, key, standin)
     assert "prepared statement" not in process.logs()
+    assert "database.lock_timeout_unset" in process.logs()  # this database does not set it

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import event, exc
+import structlog
+from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from herald.config import Settings
+
+log = structlog.get_logger()
 
 # A pooled connection unused for longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 1.0
@@ -50,6 +53,25 @@ def server_settings(settings: Settings, application_name: str) -> dict[str, str]
     if settings.database_pool_mode == "session":
         values["lock_timeout"] = str(int(settings.database_timeout_seconds * 1000))
     return values
+
+
+async def warn_without_lock_timeout(engine: AsyncEngine, settings: Settings) -> None:
+    """Behind a transaction pooler Herald cannot set `lock_timeout` itself: say so at start-up
+    when the database does not set it either."""
+    if settings.database_pool_mode != "transaction":
+        return
+    try:
+        async with engine.connect() as conn:
+            value = (await conn.execute(text("SHOW lock_timeout"))).scalar_one()
+    except Exception as exc:  # Postgres down: readiness says so; nothing to add here
+        log.debug("database.lock_timeout_unknown", error=f"{type(exc).__name__}: {exc}")
+        return
+    if value == "0":
+        log.warning(
+            "database.lock_timeout_unset",
+            detail="DATABASE_POOL_MODE=transaction: run ALTER DATABASE ... SET lock_timeout ="
+            " '5s' (or ALTER ROLE), so that a statement waiting on a lock fails fast",
+        )
 
 
 def create_engine(settings: Settings, *, application_name: str) -> AsyncEngine:
