@@ -64,6 +64,7 @@ def test_lists_mappings_and_rates_parse_from_the_environment(
         ("REDIS_URL", "http://h/0", "REDIS_URL http://h/0: expected a URL starting with redis://"),
         ("REDIS_URL", "redis://h:x/0", "REDIS_URL redis://h:x/0: Port could not be cast"),
         ("REDIS_URL", "redis://h/0?tls=1", "REDIS_URL redis://h/0?tls=1: unknown option 'tls'"),
+        ("REDIS_URL", "redis://h/cache", "expected a database number after the host, got 'cache'"),
         ("REDIS_URL", "rediss://h/0?ssl_ca=/ca", "unknown option 'ssl_ca' in the URL"),
         ("REDIS_URL", "redis+sentinel://h:26379", "expected /service_name or /service_name/db"),
         ("REDIS_URL", "redis+sentinel://h:0/m", "expected host:port for each Sentinel"),

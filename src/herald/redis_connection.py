@@ -139,6 +139,9 @@ def redis_pool(url: str, **defaults: Any) -> ConnectionPool:
         return _sentinel_pool(url, defaults)
     allowed = {"redis": _PLAIN_OPTIONS, "rediss": _TLS_OPTIONS, "unix": _UNIX_OPTIONS}[scheme]
     given = _options(urlsplit(url).query, allowed | {"db"})
+    database = urlsplit(url).path.strip("/")
+    if scheme != "unix" and database and not database.isdigit():  # redis-py would ignore it
+        raise ValueError(f"expected a database number after the host, got {database!r}")
     if scheme == "rediss":
         defaults = {**defaults, **_check_hostname(given)}
     try:
