@@ -312,11 +312,13 @@ async def run(count: int, idle_seconds: float, settings: dict[str, str]) -> dict
     key = await prepare_database()
     herald = HeraldServe(
         "costs",
-        DATABASE_URL=DATABASE_URL,
-        REDIS_URL=rds.url,
-        JOB_MODULES="bench.cost_probe",
-        BENCH_COST_PROBE_FILE=str(probe),
-        **settings,
+        **{
+            "DATABASE_URL": DATABASE_URL,  # a --setting may point Herald at a pooler instead
+            "REDIS_URL": rds.url,
+            "JOB_MODULES": "bench.cost_probe",
+            "BENCH_COST_PROBE_FILE": str(probe),
+            **settings,
+        },
     )
     conn = await asyncpg.connect(_DSN)
     pg = Postgres(conn)
