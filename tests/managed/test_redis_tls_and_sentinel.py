@@ -9,7 +9,7 @@ import redis
 
 from tests.managed.conftest import exercise, managed_env
 from tests.notifications.conftest import new_key
-from tests.support.managed import SentinelSet, TlsRedis
+from tests.support.managed import SentinelSet, TlsRedis, TlsSentinel
 from tests.support.process import HeraldProcess
 from tests.support.standin import TwilioStandIn
 
@@ -78,5 +78,21 @@ async def test_after_a_sentinel_failover_herald_works_on_the_new_master(
         names = {c["name"] for c in client.client_list()}
         client.close()
         assert any(name.endswith(":sms") for name in names), names  # the workers moved over
+    finally:
+        sentinel.stop()
+
+
+async def test_a_tls_sentinel_in_front_of_a_tls_redis(
+    herald: Start, standin: TwilioStandIn
+) -> None:
+    """rediss+sentinel: TLS to the Sentinel and to the master, one CA for both."""
+    sentinel = TlsSentinel().start()
+    try:
+        process = herald(**managed_env(standin, REDIS_URL=sentinel.url(db=2)))
+        await exercise(process, await new_key("tls-sentinel"), standin)
+        client = redis.Redis.from_url(sentinel.master.url())
+        herald_clients = [c for c in client.client_list() if c["name"].startswith("herald:")]
+        client.close()
+        assert {c["db"] for c in herald_clients} == {"2"}, herald_clients
     finally:
         sentinel.stop()

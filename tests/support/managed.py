@@ -88,7 +88,8 @@ class TlsRedis(_Server):
             *("--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1"),
             *("--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key)),
             *("--tls-ca-cert-file", str(self.cert), "--tls-auth-clients", "no"),
-            *("--save", "", "--appendonly", "no", "--dir", str(self.dir)),
+            *("--tls-replication", "yes", "--save", "", "--appendonly", "no"),
+            *("--dir", str(self.dir)),
         )
         client = redis.Redis.from_url(self.url())
         _wait(client.ping, f"redis-server with TLS on {self.port}:\n{self.logs()}")
@@ -177,6 +178,46 @@ class SentinelSet(_Server):
         self.master.stop()
         if self.replica is not None:
             self.replica.stop()
+
+
+class TlsSentinel(_Server):
+    """A Sentinel speaking only TLS (redis-server in sentinel mode) watching a TLS-only Redis,
+    both with the same self-signed certificate."""
+
+    SERVICE = "herald"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.master = TlsRedis()
+        self.port = free_port()
+
+    def url(self, db: int = 0) -> str:
+        query = f"ssl_ca_certs={self.master.cert}"
+        return f"rediss+sentinel://127.0.0.1:{self.port}/{self.SERVICE}/{db}?{query}"
+
+    def start(self) -> TlsSentinel:
+        self.master.start()
+        cert, key = self.master.cert, self.master.key
+        config = self.dir / "sentinel.conf"
+        config.write_text(
+            f"port 0\ntls-port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"tls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {cert}\n"
+            "tls-auth-clients no\ntls-replication yes\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 1\n"
+        )
+        self._spawn(_need("redis-server"), str(config), "--sentinel")
+        client = redis.Redis(port=self.port, ssl=True, ssl_ca_certs=str(cert))
+
+        def master_known() -> bool:
+            return bool(client.execute_command("SENTINEL", "MASTER", self.SERVICE))
+
+        _wait(master_known, f"redis sentinel with TLS on {self.port}:\n{self.logs()}")
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        self.master.stop()
 
 
 class PgBouncer(_Server):
