@@ -53,7 +53,9 @@ async def exercise(process: HeraldProcess, key: str, standin: TwilioStandIn) -> 
     wait_for_sends(standin, before + COUNT, started)
     times = standin.times()[before:]
     assert len(times) == COUNT
-    assert busiest_second(times) <= RATE + 1, times
+    # Unlimited, all 15 would go within a fraction of a second. The slack is the one the
+    # guarantees test allows (tests/guarantees/test_rate_limit.py), in sends rather than 10%.
+    assert busiest_second(times) <= RATE + 2, times
     assert rate_limit_waits(process) > 0
     counts = count_by_status(process, key)
     assert set(counts) == {"sent"}, counts
