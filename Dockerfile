@@ -4,43 +4,57 @@
 # ENABLE_API=false / ENABLE_WORKERS=false pick a role; `docker run IMAGE migrate` migrates.
 # See deploy/DEPLOYING.md. tests/deploy/test_dockerfile.py keeps this file honest.
 #
-# Pin the base by digest in production, e.g. python:3.11-slim-bookworm@sha256:...
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# BASE_IMAGE: any Debian-like image with Python 3.11+ as `python3` and its venv module. The
+# default is the official image (pin it by digest in production, e.g.
+# python:3.11-slim-bookworm@sha256:...); without a registry, a local Debian bookworm with
+# python3 and python3-venv works the same (tests/deploy/test_image.py builds one with debootstrap).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
 # builder: resolve nothing, compile nothing. Install the locked wheels into /opt/venv, then build
 # Herald's own wheel and add it. pip, hatchling and the source tree stay in this stage.
 # ---------------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS builder
+FROM ${BASE_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 
+# Build-time only, never in the image: a private index (PIP_INDEX_URL) and the CA bundle that
+# trusts it or an intercepting proxy (PIP_CERT, a file mounted into the build with --volume).
+ARG PIP_INDEX_URL
+ARG PIP_CERT
+
 WORKDIR /src
-RUN python -m venv --without-pip /opt/venv
+# /opt/build: pip and the build backend (builder only). /opt/venv: what the image runs, no pip.
+# python3, not python: a plain Debian base has no `python` command.
+RUN python3 -m venv /opt/build \
+    && python3 -m venv --without-pip /opt/venv
 
 # 1. Dependencies, from the lock file alone (pinned versions and hashes, wheels only): this
-#    layer is rebuilt only when requirements.lock changes, not on every source edit.
+#    layer is rebuilt only when requirements.lock changes, not on every source edit. pip's cache
+#    is a cache mount: reused by the next build, never part of a layer.
 COPY requirements.lock ./
-RUN python -m pip --python /opt/venv/bin/python install \
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/build/bin/pip --python /opt/venv/bin/python install \
         --require-hashes --no-deps --only-binary=:all: -r requirements.lock
 
-# 2. The build backend, locked too, for the builder's own interpreter only.
+# 2. The build backend, locked too, for the builder's own tools venv only.
 COPY requirements-build.lock ./
-RUN python -m pip install --require-hashes --no-deps --only-binary=:all: -r requirements-build.lock
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/build/bin/pip install --require-hashes --no-deps --only-binary=:all: \
+        -r requirements-build.lock
 
 # 3. Herald itself: its dependencies are already there (--no-deps), so nothing else is fetched.
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /dist . \
-    && python -m pip --python /opt/venv/bin/python install --no-deps /dist/*.whl \
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /dist . \
+    && /opt/build/bin/pip --python /opt/venv/bin/python install --no-deps /dist/*.whl \
     && /opt/venv/bin/python -c "import herald.cli"
 
 # ---------------------------------------------------------------------------------------------
 # runtime: the slim base, the virtualenv, a non-root user. No compilers, no pip cache, no source.
 # ---------------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="herald" \
       org.opencontainers.image.description="Notification service: API and delivery workers in one process" \
