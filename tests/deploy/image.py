@@ -66,7 +66,7 @@ def debian_mirror() -> str:
         found = re.findall(r"^(?:URIs:|deb(?:\s+\[[^\]]*\])?)\s+(\S+)", text, re.MULTILINE)
         for uri in found:
             if re.search(r"/debian/?$", uri):
-                return uri.rstrip("/")
+                return str(uri).rstrip("/")
     return "http://deb.debian.org/debian"
 
 
@@ -97,7 +97,8 @@ def ensure_base() -> str:
                 ["podman", "import", "-", tag],
                 stdin=tar.stdout, env=podman_env(), capture_output=True, timeout=300, check=False,
             )  # fmt: skip
-        assert tar.returncode == 0 and imported.returncode == 0, imported.stderr
+        assert tar.returncode == 0, "tar of the rootfs failed"
+        assert imported.returncode == 0, imported.stderr
     return tag
 
 

@@ -20,18 +20,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 
-from tests.deploy.image import base_tag, build_image, ensure_base, podman
+from tests.deploy.image import base_tag, build_image, ensure_base, podman, podman_env
+from tests.deploy.support import ROOT
 from tests.support.process import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.image, pytest.mark.timeout(1800)]
@@ -201,3 +207,67 @@ def test_the_image_serves_sends_reports_healthy_and_drains_on_stop(
     assert "herald.stopped" in events
     assert events[-1] == "Finished server process [1]", events[-5:]  # uvicorn's last word
     print(f"podman stop took {took:.1f}s (grace {GRACE_SECONDS}s, SIGKILL after {STOP_TIMEOUT}s)")
+
+
+# -- docker-compose.yml, with podman-compose ---------------------------------------------------
+
+COMPOSE_HOST = ROOT / "tests" / "deploy" / "podman" / "compose.host.yml"
+
+
+def podman_compose() -> list[str]:
+    """podman-compose >= 1.6 (the dev extra; Debian's 1.0.3 cannot do network_mode: host)."""
+    found = shutil.which(
+        "podman-compose", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    )
+    if found is None or shutil.which("podman") is None:
+        skip("podman or podman-compose is not installed (pip install 'podman-compose>=1.6')")
+    assert found is not None
+    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=60)
+    number = re.search(r"podman-compose version (\d+)\.(\d+)", version.stdout)
+    if number is None or tuple(map(int, number.groups())) < (1, 6):
+        skip(f"podman-compose >= 1.6 needed, found: {version.stdout.strip()}")
+    return [found]
+
+
+def compose(*args: str, env: dict[str, str], files: tuple[Path, ...] = ()) -> str:
+    flags = [arg for path in (ROOT / "docker-compose.yml", *files) for arg in ("-f", str(path))]
+    result = subprocess.run(
+        [*podman_compose(), "-p", "herald-image-test", *flags, *args],
+        env={**podman_env(), **env}, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"podman-compose {args}:\n{result.stdout[-3000:]}{result.stderr}"
+    return result.stdout
+
+
+def test_podman_compose_validates_the_compose_file() -> None:
+    config = yaml.safe_load(compose("config", env={}))
+    assert {"postgres", "redis", "migrate", "herald"} <= set(config["services"])
+    assert config["services"]["herald"]["stop_grace_period"] == "30s"
+
+
+def test_podman_compose_brings_herald_up_on_the_built_image(
+    image: str, services: dict[str, str]
+) -> None:
+    port = free_port()
+    env = {
+        "HERALD_IMAGE": image,
+        "HERALD_DATABASE_URL": services["DATABASE_URL"],
+        "HERALD_REDIS_URL": services["REDIS_URL"],
+        "HERALD_PORT": str(port),
+        "HERALD_GRPC_PORT": str(free_port()),
+    }
+    files = (COMPOSE_HOST,)
+    try:
+        compose("run", "--rm", "migrate", env=env, files=files)
+        compose("up", "--detach", "herald", env=env, files=files)
+        deadline = time.monotonic() + 90
+        status: object = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=3).status_code
+            except httpx.HTTPError as exc:
+                status = exc
+            time.sleep(0.2)
+        assert status == 200, f"/health/ready: {status}"
+    finally:
+        compose("down", env=env, files=files)
