@@ -1,6 +1,6 @@
-"""The Dockerfile and .dockerignore, read as text and checked against the app (no Docker here).
+"""The Dockerfile and .dockerignore, read as text and checked against the app.
 
-No Docker engine runs on the test machine, so the image is never built: these tests parse the
+tests/deploy/test_image.py builds and runs the image with podman; these tests parse the
 Dockerfile and check its entry point, user, health check, layer order and final stage against
 Herald's commands, routes and settings; the health check command itself is run against a real
 `herald serve`.
