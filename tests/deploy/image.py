@@ -119,9 +119,12 @@ def build_image(base: str) -> str:
         args += ["--volume", f"{ca}:{BUILD_CA}:ro", "--build-arg", f"PIP_CERT={BUILD_CA}"]
     if os.environ.get("PIP_INDEX_URL"):
         args += ["--build-arg", f"PIP_INDEX_URL={os.environ['PIP_INDEX_URL']}"]
+    before = podman("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False).stdout.strip()
     result = subprocess.run(
         ["nice", "-n", "10", "podman", "build", *args, "-t", IMAGE, str(ROOT)],
         env=podman_env(), capture_output=True, text=True, timeout=1200, check=False,
     )  # fmt: skip
     assert result.returncode == 0, f"podman build failed:\n{result.stdout[-4000:]}\n{result.stderr}"
+    if before and before != podman("image", "inspect", "--format", "{{.Id}}", IMAGE).stdout.strip():
+        podman("rmi", before, check=False)  # the last build's image, untagged now: not kept
     return IMAGE
