@@ -199,6 +199,12 @@ class Settings(BaseSettings):
     lease_margin_seconds: float = Field(
         5.0, ge=0, description="Added to the job timeout to make a delivery's lease."
     )
+    delivery_batch_max: int = Field(
+        200,
+        ge=1,
+        le=5000,
+        description="Most deliveries' claims (or outcomes) written in one statement.",
+    )
     reconcile_interval_seconds: float = Field(
         10.0, gt=0, description="How often the reconciler looks for lost or stuck deliveries."
     )

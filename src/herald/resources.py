@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from herald.auth.keys import KeyAuthenticator
     from herald.channels import Provider
     from herald.messages.template_use_cases import TemplateUseCases
+    from herald.notifications.batches import DeliveryBatches
     from herald.notifications.events import EventFeed
     from herald.notifications.ratelimit import RateLimiter
     from herald.notifications.unit_of_work import UnitOfWork
@@ -70,6 +71,13 @@ class Resources:
     def worker_autocommit_engine(self) -> AsyncEngine:
         """The workers' pool, statement by statement: a delivery's claim and its outcome."""
         return self.worker_engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @cached_property
+    def delivery_batches(self) -> DeliveryBatches:
+        """The batchers that write deliveries' claims and outcomes (worker role)."""
+        from herald.notifications.batches import DeliveryBatches
+
+        return DeliveryBatches(self)
 
     def worker_unit_of_work(self, *, transactional: bool = False) -> UnitOfWork:
         """A unit of work on the workers' pool: statement by statement (a delivery), or one

@@ -1,8 +1,10 @@
 """Delivering one attempt of one notification: claim, send, record.
 
-Status changes go through `transitions` (the claim and the outcome are one statement each,
-with their event row) inside a unit of work over an autocommit connection, which publishes
-the events and enqueues a retry's next attempt once the statement is durable.
+Status changes go through `transitions`: the claim and the outcome are each written in a
+batch with those of the other deliveries running at the moment (`notifications.batches`: one
+statement per batch, each row with its event row), inside a unit of work over an autocommit
+connection, which publishes the events and enqueues a retry's next attempt once the
+statement is durable.
 
 The claim is one conditional UPDATE (`scheduled|queued|retrying -> sending`, attempts + 1, a
 lease until now + the job timeout + a margin) that only the job for exactly this attempt can
@@ -20,21 +22,19 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
 
 from herald import metrics
-from herald.channels import Message, PermanentError, Provider, ProviderResult, TransientError
+from herald.channels import PermanentError, Provider, ProviderResult, TransientError
 from herald.config import Settings
 from herald.errors import is_outage
 from herald.logging import mask_address
 from herald.notifications import transitions
-from herald.notifications.unit_of_work import UnitOfWork
+from herald.notifications.batches import Claimed, ClaimRequest, Finished
 from herald.queue import JobContext
 from herald.reporting import report_exception
 from herald.resources import Resources
@@ -42,16 +42,6 @@ from herald.resources import Resources
 log = structlog.get_logger()
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    id: uuid.UUID
-    channel: str
-    message: Message
-    attempt: int
-    max_attempts: int
-    priority: str
 
 
 def backoff_seconds(settings: Settings, attempt: int, retry_after: float | None) -> float:
@@ -70,35 +60,6 @@ def lease_seconds(settings: Settings, channel: str) -> float:
     return settings.job_timeout_for(channel) + settings.lease_margin_seconds
 
 
-async def claim(
-    uow: UnitOfWork,
-    notification_id: str,
-    attempt: int,
-    lease: float,
-    provider: str,
-    leased_by: uuid.UUID | None,
-) -> Claimed | None:
-    """Claim exactly this attempt (see `transitions.claim`); None if it is not claimable."""
-    claimed = await transitions.claim(
-        uow.connection, notification_id, attempt, lease, provider, leased_by
-    )
-    if claimed is None:
-        return None
-    row, moved = claimed
-    uow.publish([moved.event])
-    message = Message(
-        notification_id=str(row.id),
-        channel=row.channel,
-        to=row.recipient,
-        subject=row.subject,
-        body=row.body,
-        html=row.html,
-        data=row.data,
-        template=row.template,
-    )
-    return Claimed(row.id, row.channel, message, row.attempts, row.max_attempts, row.priority)
-
-
 async def deliver(ctx: JobContext[Resources], notification_id: str, attempt: int) -> None:
     """The delivery job: one attempt of one notification."""
     resources = ctx.resources
@@ -112,15 +73,10 @@ async def deliver(ctx: JobContext[Resources], notification_id: str, attempt: int
     limiter = resources.rate_limiter
     slot = await limiter.reserve(channel) if limiter is not None else None
 
-    async with resources.worker_unit_of_work() as uow:
-        claimed = await claim(
-            uow,
-            notification_id,
-            attempt,
-            lease_seconds(settings, channel),
-            provider.name,
-            resources.runtime.process_id if resources.runtime is not None else None,
-        )
+    claims = resources.delivery_batches.claims(
+        channel, lease_seconds(settings, channel), provider.name
+    )
+    claimed = await claims.submit(ClaimRequest(notification_id, attempt))
     if claimed is None:
         log.info("delivery.skipped", reason="not claimable: done, cancelled or not due")
         return
@@ -219,18 +175,13 @@ async def _record(
             logged = {"error": f"gave up after {claimed.attempt} attempts: {error.summary}"}
         values = {"error": detail}
 
-    async def write() -> transitions.Moved | None:
-        async with resources.worker_unit_of_work() as uow:
-            moved = await transitions.finish(
-                uow.connection, claimed.id, claimed.attempt, status, detail, **values
-            )
-            if moved is not None:
-                uow.publish([moved.event])
-                if outcome == "retrying":
-                    uow.deliver([moved])
-            return moved
-
-    finished = await _with_db_retry(write, deadline)
+    finished_outcome = Finished(
+        transitions.Outcome(claimed.id, claimed.attempt, status, detail, **values),
+        again=outcome == "retrying",
+    )
+    finished = await _with_db_retry(
+        lambda: resources.delivery_batches.finish.submit(finished_outcome), deadline
+    )
     if finished is None:
         # The reconciler took the row back (our lease expired) while the provider was busy.
         log.warning("delivery.lease_lost", outcome=outcome, to=masked)

@@ -1,5 +1,8 @@
 """The one writer of notification status changes: accept, claim, finish, cancel, retry, take back.
 
+Deliveries claim and finish in batches (`claim_many`, `finish_many`): one statement for
+many attempts, each row with the same conditions and its own event row.
+
 Every change is one statement on `notifications` that also appends its event row (a
 data-modifying CTE) and bumps the row's `event_seq`, which numbers its events 1, 2, 3...
 Each returns the `StatusEvent`s it wrote; the caller's unit of work publishes them on the event
@@ -197,18 +200,25 @@ async def accept_many(
     return created, events
 
 
-# A job may run up to 5 s before its row's due time (clock skew between hosts).
-_CLAIM = text(
+# A claim per (notification, attempt): `-> sending`, attempts + 1, a lease until now + `lease`
+# held by the worker process `leased_by`, only while the row waits for exactly this attempt and
+# is due (a job may run up to 5 s before its row's due time: clock skew between hosts). Many
+# pairs of one channel in one statement, each with its event row.
+_CLAIM_MANY = text(
     f"""
-    WITH moved AS (
-        UPDATE notifications
-           SET status = 'sending', attempts = attempts + 1, updated_at = now(),
+    WITH wanted AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) AS w(id, attempt)
+    ), moved AS (
+        UPDATE notifications n
+           SET status = 'sending', attempts = n.attempts + 1, updated_at = now(),
                lease_expires_at = now() + make_interval(secs => :lease), provider = :provider,
-               leased_by = :leased_by, event_seq = event_seq + 1
-         WHERE id = :id AND attempts = :attempt - 1
-           AND {sql_in("status", WAITING)}
-           AND (next_attempt_at IS NULL OR next_attempt_at <= now() + interval '5 seconds')
-        RETURNING {_MOVED}, recipient, subject, body, html, data, template, max_attempts
+               leased_by = :leased_by, event_seq = n.event_seq + 1
+          FROM wanted
+         WHERE n.id = wanted.id AND n.attempts = wanted.attempt - 1
+           AND {sql_in("n.status", WAITING)}
+           AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= now() + interval '5 seconds')
+        RETURNING {", ".join(f"n.{c.strip()}" for c in _MOVED.split(","))}, n.recipient,
+                  n.subject, n.body, n.html, n.data, n.template, n.max_attempts
     ), event AS (
         {_EVENT_OF_MOVED.format(detail="'attempt ' || attempts || ' of ' || max_attempts || ' via ' || :provider")}
     )
@@ -217,81 +227,88 @@ _CLAIM = text(
 )
 
 
-async def claim(
+async def claim_many(
     connection: AsyncConnection,
-    notification_id: str,
-    attempt: int,
+    wanted: Sequence[tuple[uuid.UUID, int]],
     lease: float,
     provider: str,
     leased_by: uuid.UUID | None,
-) -> tuple[Row[Any], Moved] | None:
-    """Take `attempt` of a due notification (`-> sending`, attempts + 1, a lease held by the
-    worker process `leased_by`); only the job for exactly this attempt can win. None when it
-    is done, cancelled, claimed or not due."""
-    row = (
-        await connection.execute(
-            _CLAIM,
-            {
-                "id": notification_id,
-                "attempt": attempt,
-                "lease": lease,
-                "provider": provider,
-                "leased_by": leased_by,
-            },
-        )
-    ).first()
-    if row is None:
-        return None
-    return row, _moved(row)
+) -> dict[tuple[uuid.UUID, int], tuple[Row[Any], Moved]]:
+    """Claim many (notification, attempt) pairs of one channel in one statement; the claims
+    won, by pair (a pair is missing when it is done, cancelled, claimed or not due). A pair
+    given twice is claimed once (Postgres updates a row once per statement), so the caller
+    must hand each won claim to one job only."""
+    rows = await connection.execute(
+        _CLAIM_MANY,
+        {
+            "ids": [notification_id for notification_id, _ in wanted],
+            "attempts": [attempt for _, attempt in wanted],
+            "lease": lease,
+            "provider": provider,
+            "leased_by": leased_by,
+        },
+    )
+    return {(row.id, row.attempts): (row, _moved(row)) for row in rows}
 
 
-# Only while this attempt still holds the row: `sending`, with its attempt number.
-_FINISH = text(
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One attempt's outcome: `sending -> sent | retrying | failed`, with what changes."""
+
+    notification_id: uuid.UUID
+    attempt: int
+    status: str
+    detail: str
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+    provider_message_id: str | None = None
+    sent_at: datetime | None = None
+
+
+_FINISH_MANY = text(
     f"""
-    WITH moved AS (
-        UPDATE notifications
-           SET status = :status, updated_at = now(), lease_expires_at = NULL, leased_by = NULL,
-               next_attempt_at = :next_attempt_at, error = :error,
-               provider_message_id = :provider_message_id, sent_at = :sent_at,
-               event_seq = event_seq + 1
-         WHERE id = :id AND status = 'sending' AND attempts = :attempt
-        RETURNING {_MOVED}
-    ), event AS ({_EVENT_OF_MOVED.format(detail=":detail")})
+    WITH outcome AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:attempts AS int[]), CAST(:statuses AS text[]),
+            CAST(:details AS text[]), CAST(:next_attempt_ats AS timestamptz[]),
+            CAST(:errors AS text[]), CAST(:provider_message_ids AS text[]),
+            CAST(:sent_ats AS timestamptz[])
+        ) AS o(id, attempt, status, detail, next_attempt_at, error, provider_message_id, sent_at)
+    ), moved AS (
+        UPDATE notifications n
+           SET status = o.status, updated_at = now(), lease_expires_at = NULL,
+               leased_by = NULL, next_attempt_at = o.next_attempt_at, error = o.error,
+               provider_message_id = o.provider_message_id, sent_at = o.sent_at,
+               event_seq = n.event_seq + 1
+          FROM outcome o
+         WHERE n.id = o.id AND n.status = 'sending' AND n.attempts = o.attempt
+        RETURNING {", ".join(f"n.{c.strip()}" for c in _MOVED.split(","))}, o.detail AS outcome
+    ), event AS ({_EVENT_OF_MOVED.format(detail="outcome")})
     {_MOVED_WITH_EVENT}
     """
 )
 
 
-async def finish(
-    connection: AsyncConnection,
-    notification_id: uuid.UUID,
-    attempt: int,
-    status: str,
-    detail: str,
-    *,
-    next_attempt_at: datetime | None = None,
-    error: str | None = None,
-    provider_message_id: str | None = None,
-    sent_at: datetime | None = None,
-) -> Moved | None:
-    """Record an attempt's outcome (`sending -> sent | retrying | failed`) if the attempt
-    still holds the row; None if it lost it (its lease expired and it was taken back)."""
-    row = (
-        await connection.execute(
-            _FINISH,
-            {
-                "id": notification_id,
-                "attempt": attempt,
-                "status": status,
-                "detail": detail,
-                "next_attempt_at": next_attempt_at,
-                "error": error,
-                "provider_message_id": provider_message_id,
-                "sent_at": sent_at,
-            },
-        )
-    ).first()
-    return None if row is None else _moved(row)
+async def finish_many(
+    connection: AsyncConnection, outcomes: Sequence[Outcome]
+) -> dict[tuple[uuid.UUID, int], Moved]:
+    """Record many attempts' outcomes in one statement (each attempt at most once), each only
+    while its attempt still holds the row (`sending`, that attempt number); the rows moved, by
+    (notification, attempt). One missing lost its claim (its lease expired, it was taken back)."""
+    rows = await connection.execute(
+        _FINISH_MANY,
+        {
+            "ids": [o.notification_id for o in outcomes],
+            "attempts": [o.attempt for o in outcomes],
+            "statuses": [o.status for o in outcomes],
+            "details": [o.detail for o in outcomes],
+            "next_attempt_ats": [o.next_attempt_at for o in outcomes],
+            "errors": [o.error for o in outcomes],
+            "provider_message_ids": [o.provider_message_id for o in outcomes],
+            "sent_ats": [o.sent_at for o in outcomes],
+        },
+    )
+    return {(row.id, row.attempts): _moved(row) for row in rows}
 
 
 _CANCEL = text(

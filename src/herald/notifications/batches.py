@@ -1,0 +1,187 @@
+"""Deliveries' claims and outcomes written in batches: one statement for many attempts.
+
+Each delivery job still runs alone (its own claim, its own provider call, its own outcome),
+but it hands its claim and its outcome to a `Batcher`, which writes whatever has gathered
+in one statement (`transitions.claim_many`, `transitions.finish_many`) and answers each job
+with its own row. There is no timer: the first item starts a flush after one turn of the
+event loop (so the jobs a worker picked in one poll, which start in the same turn, go
+together), and what arrives while a flush is in flight goes in the next one. An idle process
+adds no latency; a busy one writes bigger batches, not more statements.
+
+What the guarantees rely on is unchanged: a claim per (notification, attempt) that only
+that attempt's job can win (a pair given twice in one batch is answered to one job only, the
+other finds nothing to claim), the event row with each status change (same statement), and
+a failure of the statement reaching every job of the batch, each of which then retries its
+own write (`delivery._with_db_retry`) or gives up as it did alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import Row
+
+from herald.channels import Message
+from herald.notifications import transitions
+
+if TYPE_CHECKING:
+    from herald.resources import Resources
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class Batcher(Generic[In, Out]):
+    """Gathers items and runs `write(items) -> results` (same order) for each batch."""
+
+    def __init__(self, write: Callable[[list[In]], Awaitable[list[Out]]], max_size: int) -> None:
+        self._write = write
+        self._max_size = max_size
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: In) -> Out:
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            # A context of its own: the flush must not log as the job that started it.
+            self._flusher = asyncio.create_task(
+                self._flush(), name="herald-delivery-batch", context=contextvars.Context()
+            )
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            await asyncio.sleep(0)  # the jobs started in this same turn join the batch
+            batch = self._pending[: self._max_size]
+            del self._pending[: self._max_size]
+            try:
+                results = await self._write([item for item, _ in batch])
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # its job was cancelled meanwhile
+                    future.set_result(result)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: uuid.UUID
+    channel: str
+    message: Message
+    attempt: int
+    max_attempts: int
+    priority: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    notification_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    outcome: transitions.Outcome
+    # A retry: enqueue the next attempt's job once the outcome is durable.
+    again: bool
+
+
+class DeliveryBatches:
+    """The process's batchers: claims per channel (one lease and provider each), outcomes."""
+
+    def __init__(self, resources: Resources) -> None:
+        self._resources = resources
+        self._max = resources.settings.delivery_batch_max
+        self._claims: dict[str, Batcher[ClaimRequest, Claimed | None]] = {}
+        self.finish: Batcher[Finished, transitions.Moved | None] = Batcher(
+            self._finish_batch, self._max
+        )
+
+    def claims(
+        self, channel: str, lease: float, provider: str
+    ) -> Batcher[ClaimRequest, Claimed | None]:
+        batcher = self._claims.get(channel)
+        if batcher is None:
+
+            async def write(items: list[ClaimRequest]) -> list[Claimed | None]:
+                return await self._claim_batch(items, lease, provider)
+
+            batcher = self._claims[channel] = Batcher(write, self._max)
+        return batcher
+
+    async def _claim_batch(
+        self, items: list[ClaimRequest], lease: float, provider: str
+    ) -> list[Claimed | None]:
+        keys: list[tuple[uuid.UUID, int] | None] = []
+        for item in items:
+            try:
+                keys.append((uuid.UUID(item.notification_id), item.attempt))
+            except ValueError:  # not a notification id: nothing to claim
+                keys.append(None)
+        wanted = [key for key in keys if key is not None]
+        runtime = self._resources.runtime
+        async with self._resources.worker_unit_of_work() as uow:
+            won = await transitions.claim_many(
+                uow.connection,
+                wanted,
+                lease,
+                provider,
+                runtime.process_id if runtime is not None else None,
+            )
+            uow.publish([moved.event for _, moved in won.values()])
+        # `pop`: a pair asked for twice (a duplicate job) is answered to its first job only.
+        return [_claimed(*won.pop(key)) if key in won else None for key in keys]
+
+    async def _finish_batch(self, items: list[Finished]) -> list[transitions.Moved | None]:
+        async with self._resources.worker_unit_of_work() as uow:
+            moved = await transitions.finish_many(
+                uow.connection, _first_of_each([item.outcome for item in items])
+            )
+            results = [
+                moved.pop((item.outcome.notification_id, item.outcome.attempt), None)
+                for item in items
+            ]
+            uow.publish([m.event for m in results if m is not None])
+            uow.deliver(
+                [m for m, item in zip(results, items, strict=True) if m is not None and item.again]
+            )
+        return results
+
+
+def _first_of_each(outcomes: list[transitions.Outcome]) -> list[transitions.Outcome]:
+    """One outcome per attempt (only one job can hold an attempt; this keeps it so)."""
+    seen: set[tuple[uuid.UUID, int]] = set()
+    unique = []
+    for outcome in outcomes:
+        key = (outcome.notification_id, outcome.attempt)
+        if key not in seen:
+            seen.add(key)
+            unique.append(outcome)
+    return unique
+
+
+def _claimed(row: Row[Any], moved: transitions.Moved) -> Claimed:
+    message = Message(
+        notification_id=str(moved.id),
+        channel=moved.channel,
+        to=row.recipient,
+        subject=row.subject,
+        body=row.body,
+        html=row.html,
+        data=row.data,
+        template=row.template,
+    )
+    return Claimed(
+        moved.id, moved.channel, message, moved.attempts, row.max_attempts, moved.priority
+    )
