@@ -43,6 +43,7 @@ from herald.notifications.ratelimit import RateLimiter
 from herald.notifications.use_cases import NotificationUseCases
 from herald.queue import JobQueue, JobRegistry, WorkerRuntime, load_jobs, select_queues
 from herald.queue.control import ProcessInfo
+from herald.queue.lag import LagGuard
 from herald.queue.stats import QueueStats
 from herald.redis_connection import redis_client
 from herald.reporting import configure_reporting, flush_reports
@@ -136,6 +137,12 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             metrics.prime(select_queues(settings, registry), provider_names)
         await _warn_about_eviction(redis)
         await warn_without_lock_timeout(engine, settings)
+        # Measured in every role; it holds workers back only where they share the loop with
+        # the API (a unified process).
+        lag_guard = LagGuard(settings.lag_guard_seconds if role == "unified" else 0.0)
+        lag_guard.start()
+        stack.push_async_callback(lag_guard.stop)
+        app.state.lag_guard = lag_guard
 
         if settings.enable_workers:
             runtime = WorkerRuntime(
@@ -159,6 +166,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             for install in app.state.worker_extensions:
                 install(runtime, resources)
             resources.runtime = runtime
+            runtime.lag_guard = lag_guard
             await runtime.start()
             stack.push_async_callback(runtime.drain, settings.shutdown_grace_seconds)
         if settings.enable_api and settings.enable_grpc:

@@ -187,6 +187,12 @@ class Settings(BaseSettings):
         le=5,
         description="How often a worker looks for jobs enqueued by other processes.",
     )
+    lag_guard_seconds: float = Field(
+        0.025,
+        ge=0,
+        description="Event-loop lag above which, while the API serves requests, the workers "
+        "take no new jobs until it falls below half (0: measure only).",
+    )
     worker_restart_max_seconds: float = Field(
         30.0, gt=0, description="Cap of the backoff between restarts of a failed worker loop."
     )

@@ -83,6 +83,15 @@ queue_oldest_age = Gauge(
 )
 
 # -- runtime ---------------------------------------------------------------------------------
+event_loop_lag = Histogram(
+    "herald_event_loop_lag_seconds",
+    "How late the event loop ran a timer, sampled every 50 ms.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+lag_guard_engaged = Counter(
+    "herald_lag_guard_engaged",
+    "Times the workers stopped taking new jobs because the API's event loop lagged.",
+)
 worker_restarts = Counter(
     "herald_worker_restarts", "Worker loops restarted after they failed.", ["queue"]
 )

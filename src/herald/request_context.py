@@ -15,6 +15,7 @@ import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald import metrics
+from herald.queue.lag import note_request
 
 log = structlog.get_logger()
 
@@ -48,6 +49,7 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
+        note_request()
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -61,6 +63,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            note_request()
             duration = time.perf_counter() - started
             route = scope.get("path_template") or "<unmatched>"
             method: str = scope["method"]  # type: ignore[typeddict-item]

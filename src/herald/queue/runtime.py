@@ -35,6 +35,7 @@ from herald.queue.control import (
     write_heartbeat,
 )
 from herald.queue.keys import WAKE_CHANNEL, queue_key
+from herald.queue.lag import LagGuard
 from herald.queue.registry import JobRegistry
 from herald.queue.worker import HeraldWorker, build_worker, create_worker_redis
 from herald.reporting import report_exception
@@ -199,6 +200,8 @@ class WorkerRuntime:
         self._stopping = asyncio.Event()
         self.draining = False
         self._drained = asyncio.Event()
+        # Set by the lifespan before `start()`: the workers then yield to the API's requests.
+        self.lag_guard: LagGuard | None = None
 
     def add_periodic(
         self,
@@ -240,10 +243,13 @@ class WorkerRuntime:
                 timeout_seconds=settings.job_timeout_for(queue),
                 poll_delay=settings.poll_delay_seconds,
                 resources=self._resources,
+                lag_guard=self.lag_guard,
             )
             supervised = SupervisedWorker(queue, worker, settings.worker_restart_max_seconds)
             supervised.start()
             self.workers[queue] = supervised
+        if self.lag_guard is not None:
+            self.lag_guard.on_release(self._wake_all)
         self._jobs.add_listener(self._wake)
         self._tasks.append(asyncio.create_task(self._maintain(), name="herald-queue-control"))
         self._wake_task = asyncio.create_task(self._follow_wakes(), name="herald-queue-wake")
@@ -326,6 +332,10 @@ class WorkerRuntime:
             if queue not in paused:
                 worker.wake("control")
         self.paused = paused & set(self.workers)
+
+    def _wake_all(self) -> None:
+        for worker in self.workers.values():
+            worker.wake("control")
 
     def _wake(self, queue: str) -> None:
         worker = self.workers.get(queue)

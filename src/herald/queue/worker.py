@@ -11,6 +11,8 @@ What we change in arq (see ARCHITECTURE.md section 2):
   four round trips per job (WATCH, EXISTS, ZSCORE, MULTI/EXEC) to do the same atomically.
 - Every job runs through `_instrumented`, which binds log context, records metrics and
   enforces the job timeout itself (so a timeout is a failure, not a "cancellation").
+- While the lag guard is engaged (`herald.queue.lag`), a poll takes no new jobs (one when
+  none runs), so the API's requests come first.
 - `SupervisedWorker` restarts the loop with capped exponential backoff when it raises (arq's
   loop dies on the first Redis error) and drains it on shutdown.
 """
@@ -31,6 +33,7 @@ from arq.worker import Retry, Worker, func
 from herald import metrics
 from herald.queue.context import JobContext
 from herald.queue.keys import due_time_ms, queue_key
+from herald.queue.lag import LagGuard
 from herald.queue.registry import JobDefinition
 from herald.queue.serialization import deserialize, serialize
 from herald.redis_connection import redis_pool
@@ -93,8 +96,11 @@ def create_worker_redis(url: str, *, queue: str, client_name: str) -> ArqRedis:
 class HeraldWorker(Worker):
     """arq's Worker with an event-driven poll loop and liveness bookkeeping."""
 
-    def __init__(self, *args: Any, scan_limit: int = 1000, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, scan_limit: int = 1000, lag_guard: LagGuard | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.lag_guard = lag_guard
         self.wake = asyncio.Event()
         self.stopping = False
         self.last_iteration = time.monotonic()
@@ -123,6 +129,8 @@ class HeraldWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         free = self.max_jobs - self.job_counter
+        if self.lag_guard is not None:
+            free = self.lag_guard.free_slots(free, self.job_counter)
         if self.allow_pick_jobs and free > 0:
             now = int(time.time() * 1000)
             ttl = int(self.in_progress_timeout_s * 1000)
@@ -243,6 +251,7 @@ def build_worker(
     timeout_seconds: float,
     poll_delay: float,
     resources: object,
+    lag_guard: LagGuard | None = None,
 ) -> HeraldWorker:
     functions = []
     for definition in definitions:
@@ -269,4 +278,5 @@ def build_worker(
         job_serializer=serialize,
         job_deserializer=deserialize,
         log_results=False,
+        lag_guard=lag_guard,
     )

@@ -24,6 +24,7 @@ from grpc_status import rpc_status
 
 from herald import metrics
 from herald.errors import ErrorKind, HeraldError, InvalidInput, RateLimited, is_outage
+from herald.queue.lag import note_request
 from herald.reporting import report_exception
 
 log = structlog.get_logger()
@@ -124,6 +125,7 @@ def _check(request: object) -> None:
 
 
 def _finish(method: str, code: grpc.StatusCode, started: float, *, timed: bool) -> None:
+    note_request()
     duration = time.perf_counter() - started
     metrics.grpc_requests.labels(method, code.name).inc()
     if timed:
@@ -138,6 +140,7 @@ def unary(
 
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
+        note_request()
         code = grpc.StatusCode.OK
         with structlog.contextvars.bound_contextvars(
             request_id=_request_id(context), grpc_method=method
