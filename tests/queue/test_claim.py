@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 import redis.asyncio as aioredis
@@ -90,3 +93,56 @@ async def test_claimed_jobs_not_started_are_handed_back_at_once(
     assert worker.tasks == {}
     assert not await redis.exists(in_progress_key_prefix + "x", in_progress_key_prefix + "y")
     assert len(await claim(worker, free=5)) == 2  # free for the next poll, not in 15 s
+
+
+async def test_a_dead_workers_pick_frees_within_its_short_lease_and_a_running_job_keeps_it(
+    redis: aioredis.Redis,
+) -> None:
+    lease = 0.6
+
+    def make(name: str) -> HeraldWorker:
+        return build_worker(
+            queue="a",
+            definitions=registry.for_queue("a"),
+            redis=create_worker_redis(REDIS_URL, queue="a", client_name=name),
+            max_jobs=5,
+            timeout_seconds=30,
+            poll_delay=0.05,
+            resources=SimpleNamespace(redis=redis),
+            in_progress_lease=lease,
+        )
+
+    jobs = JobQueue(redis, registry)
+    await jobs.enqueue("test.record_a", "picked", job_id="picked")
+    # A process picks the job, then dies (SIGKILL) before starting it.
+    dead = make("test-dead")
+
+    async def die(claimed: list[tuple[bytes, bytes]]) -> None:
+        assert [job_id for job_id, _ in claimed] == [b"picked"]
+
+    dead._run_claimed = die  # type: ignore[method-assign]
+    await dead._poll_iteration()
+    await dead.close()
+    ttl = await redis.pttl(in_progress_key_prefix + "picked")
+    assert 0 < ttl <= lease * 1000  # not arq's job timeout + 10 s
+
+    live = make("test-live")
+    loop = asyncio.create_task(live.main())
+    try:
+        await jobs.enqueue("test.record_a", "long", 4 * lease, job_id="long")
+        deadline = time.monotonic() + 30
+        while not await redis.exists("test:ran:picked"):
+            assert time.monotonic() < deadline, "the dead worker's pick was never run"
+            await asyncio.sleep(0.05)
+        # The long job outlives its lease several times: its worker keeps the key alive.
+        while not await redis.exists("test:ran:long"):
+            assert time.monotonic() < deadline, "the long job never finished"
+            if not await redis.exists(in_progress_key_prefix + "long"):
+                started = await redis.exists("test:started:long")
+                assert not started or await redis.exists("test:ran:long"), "lease lapsed"
+            await asyncio.sleep(0.05)
+        assert json.loads(await redis.get("test:ran:long"))["try"] == 1
+    finally:
+        live.stop()
+        await loop
+        await live.close()

@@ -9,6 +9,10 @@ What we change in arq (see ARCHITECTURE.md section 2):
   there are free slots, so the next poll sees the newest high-priority jobs; and it claims
   them in the same Lua call (sets their in-progress keys), where arq's `start_jobs` spends
   four round trips per job (WATCH, EXISTS, ZSCORE, MULTI/EXEC) to do the same atomically.
+- A picked job's in-progress key lives `IN_PROGRESS_LEASE_SECONDS` (6 s), refreshed every 2 s
+  while it runs, instead of arq's job timeout + 10 s: after a SIGKILL, the jobs the process
+  had picked but not yet claimed in Postgres are picked again within seconds (the claim in
+  Postgres, not this key, is what keeps an attempt to one provider call).
 - Every job runs through `_instrumented`, which binds log context, records metrics and
   enforces the job timeout itself (so a timeout is a failure, not a "cancellation").
 - While the lag guard is engaged (`herald.queue.lag`), a poll takes no new jobs (one when
@@ -46,6 +50,10 @@ log = structlog.get_logger()
 _ARQ_MAX_TRIES = 1_000_000
 # arq gets a little more time than the job's own timeout, so ours fires first.
 _TIMEOUT_MARGIN_SECONDS = 5.0
+# How long a picked job's in-progress key lives unless its worker refreshes it (every third of
+# it, while the job runs): a job picked by a process that died is free again within this, not
+# after arq's job timeout + 10 s.
+IN_PROGRESS_LEASE_SECONDS = 6.0
 
 _CLAIM_LUA = """
 -- KEYS[1] queue; ARGV: now ms, how many ids to scan at most, how many to claim, in-progress
@@ -97,10 +105,17 @@ class HeraldWorker(Worker):
     """arq's Worker with an event-driven poll loop and liveness bookkeeping."""
 
     def __init__(
-        self, *args: Any, scan_limit: int = 1000, lag_guard: LagGuard | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        scan_limit: int = 1000,
+        lag_guard: LagGuard | None = None,
+        in_progress_lease: float = IN_PROGRESS_LEASE_SECONDS,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.lag_guard = lag_guard
+        self.in_progress_lease_s = in_progress_lease
+        self._refreshed = time.monotonic()
         self.wake = asyncio.Event()
         self.stopping = False
         self.last_iteration = time.monotonic()
@@ -133,7 +148,7 @@ class HeraldWorker(Worker):
             free = self.lag_guard.free_slots(free, self.job_counter)
         if self.allow_pick_jobs and free > 0:
             now = int(time.time() * 1000)
-            ttl = int(self.in_progress_timeout_s * 1000)
+            ttl = int(self.in_progress_lease_s * 1000)
             claimed = await self._claim(
                 keys=[self.queue_name],
                 args=[now, self._scan_limit, free, in_progress_key_prefix, ttl],
@@ -143,7 +158,21 @@ class HeraldWorker(Worker):
             if task.done():
                 del self.tasks[job_id]
                 task.result()
+        await self._refresh_in_progress()
         await self.heart_beat()
+
+    async def _refresh_in_progress(self) -> None:
+        """Extend the in-progress keys of this worker's running jobs (one round trip)."""
+        if time.monotonic() - self._refreshed < self.in_progress_lease_s / 3:
+            return
+        self._refreshed = time.monotonic()
+        running = [job_id for job_id, task in self.tasks.items() if not task.done()]
+        if running:
+            ttl = int(self.in_progress_lease_s * 1000)
+            async with self.pool.pipeline(transaction=False) as pipe:
+                for job_id in running:
+                    pipe.pexpire(in_progress_key_prefix + job_id, ttl)
+                await pipe.execute()
 
     async def _run_claimed(self, claimed: list[tuple[bytes, bytes]]) -> None:
         """Start the jobs the claim script marked in progress for this worker (arq's
@@ -252,6 +281,7 @@ def build_worker(
     poll_delay: float,
     resources: object,
     lag_guard: LagGuard | None = None,
+    in_progress_lease: float = IN_PROGRESS_LEASE_SECONDS,
 ) -> HeraldWorker:
     functions = []
     for definition in definitions:
@@ -279,4 +309,5 @@ def build_worker(
         job_deserializer=deserialize,
         log_results=False,
         lag_guard=lag_guard,
+        in_progress_lease=in_progress_lease,
     )
