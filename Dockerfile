@@ -2,7 +2,7 @@
 #
 # Herald: one image for every role. `docker run IMAGE` serves (API and workers in one process);
 # ENABLE_API=false / ENABLE_WORKERS=false pick a role; `docker run IMAGE migrate` migrates.
-# See deploy/DEPLOYING.md. tests/deploy/test_dockerfile.py keeps this file honest.
+# See the README, section Deploying. tests/deploy/test_dockerfile.py keeps this file honest.
 #
 # BASE_IMAGE: any Debian-like image with Python 3.11+ as `python3` and its venv module. The
 # default is the official image (pin it by digest in production, e.g.
@@ -67,7 +67,7 @@ RUN groupadd --system --gid 10001 herald \
 COPY --from=builder /opt/venv /opt/venv
 
 # HOST must be 0.0.0.0 in a container; every other setting keeps Herald's default unless the
-# orchestrator sets it (see deploy/DEPLOYING.md for the list the examples use).
+# orchestrator sets it (see the README, section Deploying, for the list the examples use).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
