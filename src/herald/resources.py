@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from herald.api.grpc.server import GrpcServer
     from herald.auth.keys import KeyAuthenticator
     from herald.channels import Provider
+    from herald.messages.use_cases import MessageUseCases
     from herald.notifications.events import EventFeed
     from herald.notifications.ratelimit import RateLimiter
     from herald.notifications.unit_of_work import UnitOfWork
@@ -62,6 +63,13 @@ class Resources:
     # The gRPC server (API role with ENABLE_GRPC only).
     grpc: GrpcServer | None = None
     draining: bool = False
+
+    @cached_property
+    def messages(self) -> MessageUseCases:
+        """The message operations, over the notifications' (and the API's pool)."""
+        from herald.messages.use_cases import MessageUseCases
+
+        return MessageUseCases(self.use_cases, self.engine)
 
     @cached_property
     def worker_autocommit_engine(self) -> AsyncEngine:

@@ -33,6 +33,7 @@ from herald.channels import Message, PermanentError, Provider, ProviderResult, T
 from herald.config import Settings
 from herald.errors import is_outage
 from herald.logging import mask_address
+from herald.messages.fallback import after_failed_for_good
 from herald.notifications import transitions
 from herald.notifications.unit_of_work import UnitOfWork
 from herald.queue import JobContext
@@ -235,6 +236,8 @@ async def _record(
         # The reconciler took the row back (our lease expired) while the provider was busy.
         log.warning("delivery.lease_lost", outcome=outcome, to=masked)
         return
+    if outcome == "failed":  # a message with fallback routing tries its next channel
+        await after_failed_for_good(resources, [claimed.id])
     metrics.notifications.labels(
         claimed.channel, provider, "retried" if outcome == "retrying" else outcome
     ).inc()

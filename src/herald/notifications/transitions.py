@@ -90,6 +90,14 @@ def _moved(row: Row[Any]) -> Moved:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What made a notification, when a message did (`herald.messages`)."""
+
+    message_id: uuid.UUID
+    recipient_id: str | None = None
+
+
 def accepted_detail(status: str, send_at: datetime | None) -> str:
     if status == Status.SCHEDULED and send_at is not None:
         return f"accepted; scheduled for {send_at.isoformat()}"
@@ -101,12 +109,15 @@ async def accept(
     owner: uuid.UUID,
     items: Sequence[NotificationInput],
     max_attempts: int,
+    origins: Sequence[Origin] | None = None,
 ) -> tuple[list[Row[Any]], list[StatusEvent]]:
     """Insert new notifications (`queued`, or `scheduled` for a future `send_at`) with their
-    first events: one multi-row statement each. Returns the rows and their events."""
+    first events: one multi-row statement each. Returns the rows and their events.
+    `origins`, one per item, names the message that made each."""
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
-    for item in items:
+    for index, item in enumerate(items):
+        origin = origins[index] if origins is not None else None
         scheduled = item.send_at is not None and item.send_at > now
         rows.append(
             {
@@ -130,6 +141,7 @@ async def accept(
                 "event_seq": 1,
                 "created_at": now,
                 "updated_at": now,
+                "message_id": origin.message_id if origin is not None else None,
             }
         )
     created = list(await connection.execute(_INSERT, rows))

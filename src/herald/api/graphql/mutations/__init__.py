@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
+from herald.api.graphql.mutations.messages import MessageMutationMixin
 from herald.api.graphql.mutations.notifications import NotificationMutationMixin
 
 
 @strawberry.type
-class Mutation(NotificationMutationMixin):
+class Mutation(NotificationMutationMixin, MessageMutationMixin):
     pass
