@@ -142,6 +142,7 @@ async def accept(
                 "created_at": now,
                 "updated_at": now,
                 "message_id": origin.message_id if origin is not None else None,
+                "recipient_id": origin.recipient_id if origin is not None else None,
             }
         )
     created = list(await connection.execute(_INSERT, rows))
