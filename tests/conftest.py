@@ -70,6 +70,7 @@ TABLES = (
     "api_keys",
     "paused_queues",
     "worker_processes",
+    "templates",
 )
 
 
