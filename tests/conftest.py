@@ -72,6 +72,8 @@ TABLES = (
     "api_keys",
     "paused_queues",
     "worker_processes",
+    "templates",
+    "messages",
 )
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from tests.messages.conftest import Providers, put, send, statuses, wait_message, welcome_jane
+from tests.messages.support import Providers, put, send, statuses, wait_message, welcome_jane
 from tests.support.standin import Answer
 
 ALERT: dict[str, Any] = {
@@ -120,8 +120,12 @@ async def test_a_message_at_23_00_recipient_time_goes_out_when_quiet_hours_end(
         {"quiet_hours": {"start": "22:00", "end": "07:00"}},
     )
     late = _next_local(23, berlin)
-    body = {"template": "welcome", "recipient": "user-42", "data": {"name": "Jane"},
-            "send_at": late.isoformat()}
+    body = {
+        "template": "welcome",
+        "recipient": "user-42",
+        "data": {"name": "Jane"},
+        "send_at": late.isoformat(),
+    }
     accepted = (await send(client, api_key, body)).json()
     morning = (late + timedelta(days=1)).replace(hour=7)
     assert datetime.fromisoformat(accepted["deferred"]["until"]) == morning
@@ -138,8 +142,12 @@ async def test_a_message_at_23_00_recipient_time_goes_out_when_quiet_hours_end(
     assert "deferred" not in (await send(client, api_key, body)).json()
     critical = {**ALERT, "critical": True}
     await put(client, api_key, "/v1/templates/alert", critical)
-    urgent = {"template": "alert", "recipient": "user-42", "data": {"name": "Jane"},
-              "send_at": late.isoformat()}
+    urgent = {
+        "template": "alert",
+        "recipient": "user-42",
+        "data": {"name": "Jane"},
+        "send_at": late.isoformat(),
+    }
     sent = (await send(client, api_key, urgent)).json()
     assert "deferred" not in sent
     assert {datetime.fromisoformat(n["send_at"]) for n in sent["notifications"]} == {late}
@@ -166,12 +174,17 @@ async def test_inside_quiet_hours_now_it_waits_and_goes_out_at_their_end(
     # the evening before the last 07:00 that has passed
     app.state.resources.messages.clock = lambda: (seven - timedelta(days=1)).replace(hour=23)
     accepted = (
-        await send(client, api_key, {"template": "welcome", "recipient": "user-42",
-                                     "data": {"name": "Jane"}})
+        await send(
+            client,
+            api_key,
+            {"template": "welcome", "recipient": "user-42", "data": {"name": "Jane"}},
+        )
     ).json()
     assert datetime.fromisoformat(accepted["deferred"]["until"]) == seven
     done = await wait_message(
-        client, api_key, accepted["id"],
+        client,
+        api_key,
+        accepted["id"],
         lambda m: all(n["status"] == "sent" for n in m["notifications"]),
     )
     assert statuses(done) == {"email": "sent", "push": "sent"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.messages.conftest import (
+from tests.messages.support import (
     WELCOME,
     Providers,
     auth,
@@ -47,8 +47,10 @@ async def test_bad_fields_are_422s_naming_them(
         ({**JANE_WELCOME, "template": "nope"}, "template"),
         ({**JANE_WELCOME, "recipient": "user-404"}, "recipient"),
         ({**JANE_WELCOME, "recipient": {"email": "not an address"}}, "recipient.email"),
-        ({**JANE_WELCOME, "recipient": {"email": "a@example.com", "timezone": "Mars/Olympus"}},
-         "recipient.timezone"),
+        (
+            {**JANE_WELCOME, "recipient": {"email": "a@example.com", "timezone": "Mars/Olympus"}},
+            "recipient.timezone",
+        ),
     ]
     for body, field in cases:
         response = await send(client, api_key, body)
@@ -72,7 +74,9 @@ async def test_the_same_idempotency_key_returns_the_first_message(
         n["id"] for n in first.json()["notifications"]
     ]
     other = await send(
-        client, api_key, {**JANE_WELCOME, "data": {"name": "Joan"}},
+        client,
+        api_key,
+        {**JANE_WELCOME, "data": {"name": "Joan"}},
         **{"Idempotency-Key": "signup-42"},
     )
     assert other.status_code == 422

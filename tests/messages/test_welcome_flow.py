@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.messages.conftest import (
+from tests.messages.support import (
     PUSH_TOKEN,
     WELCOME,
     Providers,
@@ -65,10 +65,13 @@ async def test_a_requested_locale_and_the_default_locale(
     client: httpx.AsyncClient, api_key: str, providers: Providers
 ) -> None:
     await welcome_jane(client, api_key)
-    await put(client, api_key, "/v1/recipients/user-7", {"email": "sam@example.com", "locale": "fr"})
+    await put(
+        client, api_key, "/v1/recipients/user-7", {"email": "sam@example.com", "locale": "fr"}
+    )
     english = await send(
-        client, api_key, {"template": "welcome", "recipient": "user-42", "locale": "en",
-                          "data": {"name": "Jane"}}
+        client,
+        api_key,
+        {"template": "welcome", "recipient": "user-42", "locale": "en", "data": {"name": "Jane"}},
     )
     french = await send(
         client, api_key, {"template": "welcome", "recipient": "user-7", "data": {"name": "Sam"}}
@@ -92,8 +95,11 @@ async def test_an_opted_out_channel_is_skipped_with_its_reason_a_critical_templa
         {"channels": {"push": False}, "categories": {"account": False, "marketing": False}},
     )
     skipped = (
-        await send(client, api_key, {"template": "welcome", "recipient": "user-42",
-                                     "data": {"name": "Jane"}})
+        await send(
+            client,
+            api_key,
+            {"template": "welcome", "recipient": "user-42", "data": {"name": "Jane"}},
+        )
     ).json()
     assert skipped["notifications"] == []
     assert skipped["skipped"] == [
@@ -104,8 +110,11 @@ async def test_an_opted_out_channel_is_skipped_with_its_reason_a_critical_templa
 
     await put(client, api_key, "/v1/templates/security", {**WELCOME, "critical": True})
     critical = (
-        await send(client, api_key, {"template": "security", "recipient": "user-42",
-                                     "data": {"name": "Jane"}})
+        await send(
+            client,
+            api_key,
+            {"template": "security", "recipient": "user-42", "data": {"name": "Jane"}},
+        )
     ).json()
     assert [n["channel"] for n in critical["notifications"]] == ["email", "push"]
     done = await wait_message(client, api_key, critical["id"], _sent)
@@ -135,8 +144,11 @@ async def test_read_back_with_get_and_the_message_id_on_each_notification(
 ) -> None:
     await welcome_jane(client, api_key)
     accepted = (
-        await send(client, api_key, {"template": "welcome", "recipient": "user-42",
-                                     "data": {"name": "Jane"}})
+        await send(
+            client,
+            api_key,
+            {"template": "welcome", "recipient": "user-42", "data": {"name": "Jane"}},
+        )
     ).json()
     read = (await client.get(f"/v1/messages/{accepted['id']}", headers=auth(api_key))).json()
     assert read["id"] == accepted["id"]

@@ -1,4 +1,5 @@
-"""Herald's tables: API keys, notifications, their events, idempotency records, messages.
+"""Herald's tables: API keys, notifications, their events, idempotency records, recipients,
+templates and messages.
 
 Postgres is the truth about every notification; Redis only carries the trigger to deliver
 it (ARCHITECTURE.md section 3).
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -268,3 +270,24 @@ class Message(Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Template(Base):
+    """One version of a client's template: every save adds a row (migration 0007). A delete
+    marks every version `deleted_at`, so a later save continues the numbering and a message
+    that used version N still names content that existed."""
+
+    __tablename__ = "templates"
+
+    api_key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str | None] = mapped_column(String(100))
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_locale: Mapped[str] = mapped_column(String(35))
+    # locale -> channel -> content (the wire shape of `TemplateInput.locales`).
+    locales: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

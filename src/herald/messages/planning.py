@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -20,8 +20,9 @@ from herald.errors import FieldProblem, ValidationFailed, summary
 from herald.messages.model import InlineRecipient, MessageInput
 from herald.messages.quiet_hours import quiet_until
 from herald.messages.routing import Choices, check_requested, check_routing, route
+from herald.messages.templates import RenderedContent, TemplateVersion, channels_of, render
 from herald.notifications import nesting
-from herald.notifications.model import NotificationInput, WhatsAppTemplate
+from herald.notifications.model import NotificationInput
 from herald.notifications.validation import validate_one
 from herald.vocabulary import Routing
 
@@ -30,15 +31,6 @@ MAX_DATA_BYTES = 32 * 1024
 # Where each channel's address comes from, for field names in errors.
 ADDRESS_FIELD = {"email": "email", "sms": "phone", "whatsapp": "whatsapp", "push": "push_tokens"}
 _CONTENT = ("subject", "body", "html", "data", "template")
-
-
-class Template(Protocol):
-    """What planning reads of a template version (`herald.messages.templates`)."""
-
-    key: str
-    version: int
-    category: str | None
-    critical: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +89,6 @@ class Plan:
     items: list[NotificationInput] = field(default_factory=list)
 
 
-class Renderer(Protocol):
-    def __call__(
-        self,
-        channel: str,
-        locale: str | None,
-        data: Mapping[str, Any],
-        recipient: Mapping[str, Any],
-    ) -> Any: ...
-
-
 def check_input(item: MessageInput) -> list[FieldProblem]:
     """The message's own fields (the notifications' are checked once rendered)."""
     problems = [*check_routing(item.routing), *check_requested(item.channels)]
@@ -146,22 +128,20 @@ def _zone(name: str) -> ZoneInfo | None:
 def plan(
     owner: uuid.UUID,
     item: MessageInput,
-    template: Template,
-    template_channels: list[str],
-    render: Renderer,
+    template: TemplateVersion,
     target: Target,
     now: datetime,
 ) -> Plan:
     """Decide one message; ValidationFailed names every problem (rendering included)."""
+    locale = item.locale or target.locale
     decided = route(
-        template_channels=template_channels,
+        template_channels=channels_of(template, locale),
         addresses=target.addresses,
         choices=target.choices,
         category=template.category,
         critical=template.critical,
         requested=item.channels,
     )
-    locale = item.locale or target.locale
     send_at = item.send_at
     deferred_until = None
     if not template.critical and target.quiet_hours is not None:
@@ -177,11 +157,11 @@ def plan(
     variables = target.for_template()
     for channel in decided.channels:
         try:
-            content = render(channel, locale, item.data, variables)
+            content = render(template, channel, locale, item.data, variables)
         except ValidationFailed as exc:
             problems += exc.problems or [FieldProblem(channel, exc.detail)]
             continue
-        locale_used = locale_used or getattr(content, "locale_used", None)
+        locale_used = locale_used or content.locale_used
         items = []
         for index, address in enumerate(target.addresses[channel]):
             notification = _notification(channel, address, content, item, send_at)
@@ -224,19 +204,16 @@ def plan(
 
 
 def _notification(
-    channel: str, to: str, content: Any, item: MessageInput, send_at: datetime | None
+    channel: str, to: str, content: RenderedContent, item: MessageInput, send_at: datetime | None
 ) -> NotificationInput:
-    template = getattr(content, "template", None)
-    if template is not None and not isinstance(template, WhatsAppTemplate):
-        template = msgspec.convert(template, WhatsAppTemplate)
     return NotificationInput(
         channel=channel,
         to=to,
-        subject=getattr(content, "subject", None),
-        body=getattr(content, "body", None),
-        html=getattr(content, "html", None),
-        data=getattr(content, "data", None),
-        template=template,
+        subject=content.subject,
+        body=content.body,
+        html=content.html,
+        data=content.data,
+        template=content.template,
         priority=item.priority,
         send_at=send_at,
         reference=item.reference,

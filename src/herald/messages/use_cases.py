@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,7 +27,7 @@ from herald.messages.model import InlineRecipient, Message, MessageBatchInput, M
 from herald.messages.planning import Plan, Target
 from herald.messages.recipients import Recipient, load_recipients
 from herald.messages.routing import Choices
-from herald.messages.templates import channels_of, load_current, render
+from herald.messages.templates import load_current
 from herald.notifications import idempotency, transitions
 from herald.notifications.use_cases import NotificationUseCases
 from herald.notifications.validation import MAX_BATCH
@@ -206,34 +205,14 @@ class MessageUseCases:
                     _prefixed(FieldProblem("recipient", f"no recipient {item.recipient!r}"), at)
                 )
                 continue
-            locale = item.locale or target.locale
             try:
-                plans.append(
-                    planning.plan(
-                        owner,
-                        item,
-                        template,
-                        channels_of(template, locale),
-                        _renderer(template),
-                        target,
-                        now,
-                    )
-                )
+                plans.append(planning.plan(owner, item, template, target, now))
             except ValidationFailed as exc:
                 problems += [_prefixed(p, at) for p in exc.problems]
         if problems:
             problems = _first_per_field(problems)
             raise ValidationFailed(summary(problems), problems=problems)
         return plans
-
-
-def _renderer(template: Any) -> planning.Renderer:
-    def rendered(
-        channel: str, locale: str | None, data: Mapping[str, Any], recipient: Mapping[str, Any]
-    ) -> Any:
-        return render(template, channel, locale, data, recipient)
-
-    return rendered
 
 
 def _target(ref: str | InlineRecipient, stored: Mapping[str, Recipient]) -> Target | None:
