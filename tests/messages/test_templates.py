@@ -21,7 +21,7 @@ from herald.messages.templates import (
     load_version,
     render,
 )
-from tests.messages.support import key_id
+from tests.messages.conftest import key_id
 
 WELCOME: dict[str, Any] = {
     "category": "account",
