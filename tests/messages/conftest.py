@@ -32,6 +32,6 @@ async def key_id(engine: AsyncEngine, name: str) -> uuid.UUID:
 
 
 # The app with every provider at a stand-in, for the messages' end-to-end tests.
-from tests.messages.support import app_client, client, private_key, providers  # noqa: E402
+from tests.messages.support import api_key, app_client, client, private_key, providers  # noqa: E402
 
-__all__ = ["app_client", "client", "key_id", "private_key", "providers"]
+__all__ = ["api_key", "app_client", "client", "key_id", "private_key", "providers"]

@@ -76,7 +76,10 @@ async def test_push_succeeds_so_no_sms(
     )
     # the push was recorded sent: fallback runs only on a failure, so nothing else follows
     assert [n["channel"] for n in done["notifications"]] == ["push"]
-    assert done["skipped"] == [{"channel": "sms", "reason": "not_needed"}]
+    assert done["skipped"] == [
+        {"channel": "email", "reason": "not_requested"},
+        {"channel": "sms", "reason": "not_needed"},
+    ]
     assert providers.twilio.received == []
 
 

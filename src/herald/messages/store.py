@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, insert, select, text
@@ -31,9 +32,17 @@ async def insert_messages(connection: AsyncConnection, rows: Sequence[dict[str, 
         await connection.execute(insert(_MESSAGES), list(rows))
 
 
-def to_domain(row: Row[Any], notifications: list[Notification]) -> Message:
-    """A stored message with its notifications. With fallback routing, once one of them was
-    sent the channels still pending were not needed: they are reported as skipped."""
+def from_plan(row: dict[str, Any], notifications: list[Notification]) -> Message:
+    """A message just accepted, from the row written (no read back)."""
+    return to_domain(SimpleNamespace(**row, metadata_=row["metadata"]), notifications)
+
+
+def to_domain(row: Any, notifications: list[Notification]) -> Message:
+    """A stored message with its notifications, in its channels' order. With fallback
+    routing, once one of them was sent the channels still pending were not needed: they are
+    reported as skipped."""
+    order = {channel: index for index, channel in enumerate(row.channels)}
+    notifications = sorted(notifications, key=lambda n: order.get(n.channel, len(order)))
     skipped = [Skipped(s["channel"], s["reason"]) for s in row.skipped]
     pending = [p["channel"] for p in row.pending]
     if row.routing == Routing.FALLBACK and any(n.status in SUCCEEDED for n in notifications):

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,7 +30,11 @@ from herald.messages.recipients import Recipient, load_recipients
 from herald.messages.routing import Choices
 from herald.messages.templates import load_current
 from herald.notifications import idempotency, transitions
-from herald.notifications.use_cases import NotificationUseCases
+from herald.notifications import store as notifications_store
+from herald.notifications.events import StatusEvent
+
+# The first event of a just-accepted notification, as the core's own 202 shows it.
+from herald.notifications.use_cases import NotificationUseCases, _first_event
 from herald.notifications.validation import MAX_BATCH
 
 SEND_MESSAGE = "send_message"
@@ -150,6 +155,8 @@ class MessageUseCases:
                 async with self._autocommit.connect() as connection:
                     found = await messages_store.read_messages(connection, owner, ids)
                 return SentMessages(found, replayed=True)
+        rows: list[Any] = []
+        events: list[StatusEvent] = []
         try:
             plans = await self._plan(owner, items, batch=batch)
             async with self._core.unit_of_work() as uow:
@@ -174,11 +181,14 @@ class MessageUseCases:
             if key is not None:
                 await idempotency.release(self._engine, key)
             raise
-        async with self._autocommit.connect() as connection:
-            sent = await messages_store.read_messages(
-                connection, owner, [p.message_id for p in plans]
-            )
-        return SentMessages(sent)
+        # As accepted (a worker may have claimed them since): rows in the order given.
+        accepted = iter(
+            notifications_store.to_domain(row, events=[_first_event(event)])
+            for row, event in zip(rows, events, strict=True)
+        )
+        return SentMessages(
+            [messages_store.from_plan(p.row, [next(accepted) for _ in p.items]) for p in plans]
+        )
 
     async def _plan(
         self, owner: uuid.UUID, items: list[MessageInput], *, batch: bool
