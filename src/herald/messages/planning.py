@@ -24,12 +24,17 @@ from herald.messages.templates import RenderedContent, TemplateVersion, channels
 from herald.notifications import nesting
 from herald.notifications.model import NotificationInput
 from herald.notifications.validation import validate_one
-from herald.vocabulary import Routing
+from herald.vocabulary import Channel, Routing
 
 MAX_KEY = 255
 MAX_DATA_BYTES = 32 * 1024
 # Where each channel's address comes from, for field names in errors.
-ADDRESS_FIELD = {"email": "email", "sms": "phone", "whatsapp": "whatsapp", "push": "push_tokens"}
+ADDRESS_FIELD: dict[str, str] = {
+    Channel.EMAIL: "email",
+    Channel.SMS: "phone",
+    Channel.WHATSAPP: "whatsapp",
+    Channel.PUSH: "push_tokens",
+}
 _CONTENT = ("subject", "body", "html", "data", "template")
 
 
@@ -62,15 +67,24 @@ def _first(values: list[str] | None) -> str | None:
     return values[0] if values else None
 
 
+def addresses(
+    email: str | None, phone: str | None, whatsapp: str | None, push_tokens: list[str]
+) -> dict[str, list[str]]:
+    """Channel -> the recipient's addresses on it (push: every token)."""
+    return {
+        "email": [email] if email else [],
+        "sms": [phone] if phone else [],
+        "whatsapp": [whatsapp] if whatsapp else [],
+        "push": list(push_tokens),
+    }
+
+
 def inline_target(recipient: InlineRecipient) -> Target:
     return Target(
         id=None,
-        addresses={
-            "email": [recipient.email] if recipient.email else [],
-            "sms": [recipient.phone] if recipient.phone else [],
-            "whatsapp": [recipient.whatsapp] if recipient.whatsapp else [],
-            "push": list(recipient.push_tokens),
-        },
+        addresses=addresses(
+            recipient.email, recipient.phone, recipient.whatsapp, recipient.push_tokens
+        ),
         locale=recipient.locale,
         timezone=recipient.timezone,
         data=recipient.data,

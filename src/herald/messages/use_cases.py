@@ -58,12 +58,9 @@ def stored_target(recipient: Recipient) -> Target:
     quiet = preferences.quiet_hours
     return Target(
         id=recipient.id,
-        addresses={
-            "email": [recipient.email] if recipient.email else [],
-            "sms": [recipient.phone] if recipient.phone else [],
-            "whatsapp": [recipient.whatsapp] if recipient.whatsapp else [],
-            "push": list(recipient.push_tokens),
-        },
+        addresses=planning.addresses(
+            recipient.email, recipient.phone, recipient.whatsapp, recipient.push_tokens
+        ),
         locale=recipient.locale,
         timezone=recipient.timezone,
         data=recipient.data,
