@@ -37,6 +37,7 @@ from herald.config import Settings, SettingsError
 from herald.db.engine import create_engine, create_session_maker
 from herald.logging import configure_logging
 from herald.memory import CeilingTooLow, MemoryCeiling
+from herald.messages.template_use_cases import TemplateUseCases
 from herald.notifications.events import EventFeed
 from herald.notifications.ratelimit import RateLimiter
 from herald.notifications.use_cases import NotificationUseCases
@@ -119,6 +120,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             authenticator=KeyAuthenticator(session_maker),
             feed=feed,
             use_cases=NotificationUseCases(settings, engine, session_maker, jobs, feed),
+            templates=TemplateUseCases(engine),
         )
         app.state.resources = resources
         app.state.authenticator = resources.authenticator

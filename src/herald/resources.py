@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from herald.api.grpc.server import GrpcServer
     from herald.auth.keys import KeyAuthenticator
     from herald.channels import Provider
+    from herald.messages.template_use_cases import TemplateUseCases
     from herald.messages.use_cases import MessageUseCases
     from herald.notifications.events import EventFeed
     from herald.notifications.ratelimit import RateLimiter
@@ -56,6 +57,8 @@ class Resources:
     feed: EventFeed
     # The operations every interface calls (over the API's pool).
     use_cases: NotificationUseCases
+    # The template operations (issue 17), over the same pool.
+    templates: TemplateUseCases
     # One provider per channel (worker role only; empty in an API-only process).
     providers: dict[str, Provider] = field(default_factory=dict)
     rate_limiter: RateLimiter | None = None

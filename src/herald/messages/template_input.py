@@ -19,7 +19,7 @@ import msgspec
 
 from herald.errors import FieldProblem
 from herald.messages.rendering import check_source
-from herald.messages.templates import CONTENT_FIELDS, HTML_FIELD, TemplateVersion
+from herald.messages.templates import CONTENT_FIELDS, HTML_FIELD, RenderedContent, TemplateVersion
 from herald.notifications.validation import PUSH_MAX_DATA_BYTES
 from herald.vocabulary import CHANNELS
 
@@ -105,6 +105,39 @@ class TemplateInput(msgspec.Struct, forbid_unknown_fields=True):
     ] = False
 
 
+class PreviewRecipient(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A recipient given inline: what a template sees as `recipient`."""
+
+    id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    whatsapp: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    data: dict[str, Any] = {}
+
+
+class PreviewInput(msgspec.Struct, forbid_unknown_fields=True):
+    """What to render a template with: data, a recipient, a locale, the channels."""
+
+    data: Annotated[dict[str, Any], msgspec.Meta(description="The template's variables.")] = {}
+    recipient: Annotated[
+        PreviewRecipient | None,
+        msgspec.Meta(description="An inline recipient (`recipient.*` in the template)."),
+    ] = None
+    locale: Annotated[
+        str | None,
+        msgspec.Meta(description="The locale to render; else the recipient's, else the default."),
+    ] = None
+    channels: Annotated[
+        list[str] | None,
+        msgspec.Meta(description="Only these channels (default: every channel of the locale)."),
+    ] = None
+    version: Annotated[
+        int | None, msgspec.Meta(description="An older version (default: the current one).")
+    ] = None
+
+
 class TemplateOut(msgspec.Struct, omit_defaults=False):
     """A saved template version."""
 
@@ -124,24 +157,13 @@ class TemplatePage(msgspec.Struct):
     next_cursor: str | None
 
 
-class RenderedChannel(msgspec.Struct, omit_defaults=True):
-    """One channel of a preview, rendered."""
-
-    channel: str
-    subject: str | None = None
-    body: str | None = None
-    html: str | None = None
-    data: dict[str, str] | None = None
-    template: dict[str, Any] | None = None
-
-
 class PreviewOut(msgspec.Struct):
     """A template rendered for a preview: the version, the locale used, each channel."""
 
     key: str
     version: int
     locale_used: str
-    channels: list[RenderedChannel]
+    channels: list[RenderedContent]
 
 
 def to_out(template: TemplateVersion) -> TemplateOut:

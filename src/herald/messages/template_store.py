@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.db.models import Template as TemplateRow
@@ -98,7 +99,7 @@ async def list_current(
     """The current version of each template, by key; and the cursor of the next page."""
     query = (
         select(*_RETURNED)
-        .distinct(TemplateRow.key)
+        .ext(distinct_on(TemplateRow.key))
         .where(TemplateRow.api_key_id == api_key_id, TemplateRow.deleted_at.is_(None))
     )
     if cursor:
