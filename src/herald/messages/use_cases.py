@@ -11,6 +11,7 @@ result it keeps is the message ids, so a repeat over any interface returns the s
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from herald.messages.model import InlineRecipient, Message, MessageBatchInput, M
 from herald.messages.planning import Plan, Target
 from herald.messages.recipients import Recipient, load_recipients
 from herald.messages.routing import Choices
-from herald.messages.templates import load_current
+from herald.messages.templates import TemplateVersion, load_current
 from herald.notifications import idempotency, transitions
 from herald.notifications import store as notifications_store
 from herald.notifications.events import StatusEvent
@@ -195,31 +196,47 @@ class MessageUseCases:
             templates = {k: await load_current(connection, owner, k) for k in template_keys}
             wanted = [item.recipient for item in items if isinstance(item.recipient, str)]
             recipients = await load_recipients(connection, owner, list(dict.fromkeys(wanted)))
-        now = self.clock()
-        plans: list[Plan] = []
-        problems: list[FieldProblem] = []
-        for index, item in enumerate(items):
-            at = index if batch else None
-            template = templates[item.template]
-            if template is None:
-                problems.append(
-                    _prefixed(FieldProblem("template", f"no template {item.template!r}"), at)
-                )
-                continue
-            target = _target(item.recipient, recipients)
-            if target is None:
-                problems.append(
-                    _prefixed(FieldProblem("recipient", f"no recipient {item.recipient!r}"), at)
-                )
-                continue
-            try:
-                plans.append(planning.plan(owner, item, template, target, now))
-            except ValidationFailed as exc:
-                problems += [_prefixed(p, at) for p in exc.problems]
-        if problems:
-            problems = _first_per_field(problems)
-            raise ValidationFailed(summary(problems), problems=problems)
-        return plans
+        # Rendering is CPU work a large template makes long: off the event loop, in a thread
+        # (as the templates' preview), the whole request in one hop.
+        return await asyncio.to_thread(
+            _plan_all, owner, items, templates, recipients, self.clock(), batch=batch
+        )
+
+
+def _plan_all(
+    owner: uuid.UUID,
+    items: list[MessageInput],
+    templates: Mapping[str, TemplateVersion | None],
+    recipients: Mapping[str, Recipient],
+    now: datetime,
+    *,
+    batch: bool,
+) -> list[Plan]:
+    """Every message planned, or ValidationFailed naming each problem of each."""
+    plans: list[Plan] = []
+    problems: list[FieldProblem] = []
+    for index, item in enumerate(items):
+        at = index if batch else None
+        template = templates[item.template]
+        if template is None:
+            problems.append(
+                _prefixed(FieldProblem("template", f"no template {item.template!r}"), at)
+            )
+            continue
+        target = _target(item.recipient, recipients)
+        if target is None:
+            problems.append(
+                _prefixed(FieldProblem("recipient", f"no recipient {item.recipient!r}"), at)
+            )
+            continue
+        try:
+            plans.append(planning.plan(owner, item, template, target, now))
+        except ValidationFailed as exc:
+            problems += [_prefixed(p, at) for p in exc.problems]
+    if problems:
+        problems = _first_per_field(problems)
+        raise ValidationFailed(summary(problems), problems=problems)
+    return plans
 
 
 def _target(ref: str | InlineRecipient, stored: Mapping[str, Recipient]) -> Target | None:
