@@ -21,6 +21,7 @@ def api_routers(settings: Settings) -> list[Any]:
     from herald.api.live import live_routes
     from herald.api.rest.messages import MessageController
     from herald.api.rest.notifications import NotificationController
+    from herald.api.rest.recipients import RecipientController
     from herald.api.rest.templates import TemplateController
     from herald.dashboard import dashboard_routers
 
@@ -29,6 +30,7 @@ def api_routers(settings: Settings) -> list[Any]:
         NotificationController,
         MessageController,
         TemplateController,
+        RecipientController,
         graphql_controller(settings),
         *live_routes,
         *dashboard_routers(settings),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from herald.api.grpc.server import GrpcServer
     from herald.auth.keys import KeyAuthenticator
     from herald.channels import Provider
+    from herald.messages.recipient_use_cases import RecipientUseCases
     from herald.messages.template_use_cases import TemplateUseCases
     from herald.messages.use_cases import MessageUseCases
     from herald.notifications.events import EventFeed
@@ -59,6 +60,8 @@ class Resources:
     use_cases: NotificationUseCases
     # The template operations (issue 17), over the same pool.
     templates: TemplateUseCases
+    # Recipients, push tokens and preferences (the messages layer's).
+    recipients: RecipientUseCases
     # One provider per channel (worker role only; empty in an API-only process).
     providers: dict[str, Provider] = field(default_factory=dict)
     rate_limiter: RateLimiter | None = None
