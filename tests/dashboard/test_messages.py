@@ -56,3 +56,30 @@ async def test_messages_list_and_a_message_with_its_notifications_and_skips(
 async def test_the_message_pages_need_a_session(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{BASE}/messages", follow_redirects=False)
     assert response.status_code in (302, 303, 401)
+
+
+async def test_templates_by_api_key_and_a_preview_with_given_data(
+    client: httpx.AsyncClient,
+) -> None:
+    key = await new_key("dashboard-templates")
+    await welcome_jane(client, key)
+    await sign_in(client)
+    listing = await client.get(f"{BASE}/templates")
+    assert listing.status_code == 200, listing.text
+    assert 'data-template="welcome"' in listing.text
+    link = re.search(rf'href="({BASE}/templates/[0-9a-f-]+/welcome)"', listing.text)
+    assert link is not None
+
+    page = await client.get(link.group(1), params={"data": '{"name": "<Jane>"}', "locale": "de"})
+    assert page.status_code == 200, page.text
+    assert 'data-preview="email"' in page.text
+    assert 'data-preview="push"' in page.text
+    assert "Willkommen, &lt;Jane&gt;" in page.text  # rendered, then escaped by the page
+    assert "&lt;b&gt;&amp;lt;Jane&amp;gt;&lt;/b&gt;" in page.text  # the HTML part autoescaped
+
+    missing = await client.get(link.group(1), params={"data": "{}"})
+    assert missing.status_code == 200
+    assert "data.name" in missing.text
+    assert "data-preview-error" in missing.text
+    unknown = await client.get(f"{BASE}/templates/{uuid.uuid4()}/welcome")
+    assert unknown.status_code == 404

@@ -18,7 +18,7 @@ from litestar.static_files import create_static_files_router
 
 from herald.api.rest.problems import from_any
 from herald.config import Settings
-from herald.dashboard import actions, messages, pages
+from herald.dashboard import actions, messages, pages, templates_pages
 from herald.dashboard.auth import (
     NotSignedIn,
     dashboard_of,
@@ -83,6 +83,7 @@ def dashboard_routers(settings: Settings) -> list[Router]:
             logout,
             *pages.route_handlers,
             *messages.route_handlers,
+            *templates_pages.route_handlers,
             *actions.route_handlers,
         ],
         guards=[require_session, require_csrf],
