@@ -227,14 +227,18 @@ SELECT id, 'sent', 1, 'log accepted it as log-' || id, now() FROM done
 
 
 class Sent:
-    """`SELECT count(*), max(sent_at)` of the `sent` notifications: one query per look."""
+    """`SELECT count(*), max(sent_at)` of the `sent` notifications: one query per look.
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    `table` is Herald's `notifications`, or a baseline app's table with the same two columns.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, table: str = "notifications") -> None:
         self.conn = conn
+        self.table = table
 
     @classmethod
-    async def open(cls) -> Sent:
-        return cls(await asyncpg.connect(asyncpg_dsn()))
+    async def open(cls, table: str = "notifications") -> Sent:
+        return cls(await asyncpg.connect(asyncpg_dsn()), table)
 
     async def close(self) -> None:
         await self.conn.close()
@@ -242,7 +246,7 @@ class Sent:
     async def now(self) -> tuple[int, float | None]:
         """How many are sent, and the epoch time the last of them was."""
         row = await self.conn.fetchrow(
-            "SELECT count(*) AS n, max(sent_at) AS last FROM notifications WHERE status = 'sent'"
+            f"SELECT count(*) AS n, max(sent_at) AS last FROM {self.table} WHERE status = 'sent'"
         )
         assert row is not None
         last = row["last"]
@@ -260,7 +264,7 @@ class Sent:
         raise TimeoutError(f"only {count} of {total} notifications sent after {timeout:.0f} s")
 
     async def statuses(self) -> dict[str, int]:
-        rows = await self.conn.fetch("SELECT status, count(*) AS n FROM notifications GROUP BY 1")
+        rows = await self.conn.fetch(f"SELECT status, count(*) AS n FROM {self.table} GROUP BY 1")
         return {row["status"]: int(row["n"]) for row in rows}
 
 
@@ -268,7 +272,10 @@ class Sent:
 
 
 class HeraldServe:
-    """One `herald serve` process on a free loopback port."""
+    """One `herald serve` process on a free loopback port (`command`: another app's module,
+    such as a baseline's, run the same way with the same environment)."""
+
+    command: tuple[str, ...] = ("herald", "serve")
 
     def __init__(self, name: str = "herald", **settings: str) -> None:
         self.name = name
@@ -313,8 +320,7 @@ class HeraldServe:
         self.proc = await asyncio.create_subprocess_exec(
             python(),
             "-m",
-            "herald",
-            "serve",
+            *self.command,
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -9,6 +9,7 @@ ORDER = [
     "throughput",
     "batch",
     "e2e",
+    "single",
     "http_under_load",
     "memory",
     "dashboard_overview",

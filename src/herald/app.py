@@ -125,6 +125,9 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             recipients=RecipientUseCases(engine, use_cases.unit_of_work),
             templates=TemplateUseCases(engine),
         )
+        # Unwound before the feed and the pools: the last groups are written with them open.
+        resources.use_cases.groups.start()
+        stack.push_async_callback(resources.use_cases.stop)
         app.state.resources = resources
         app.state.authenticator = resources.authenticator
         app.state.collect_queue_metrics = QueueStats(redis, registry.queues).collect

@@ -199,6 +199,20 @@ class Settings(BaseSettings):
         "deliveries without waiting for their leases.",
     )
     idempotency_ttl_seconds: int = Field(86_400, ge=60, description="How long keys are kept.")
+    submission_group_limit: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Most single submissions committed together in one transaction (group "
+        "commit); 1 commits each alone.",
+    )
+    submission_group_wait_ms: float = Field(
+        1.0,
+        ge=0,
+        le=50,
+        description="How long a group of single submissions may wait for more that are already "
+        "arriving (never when the server is idle); 0: only those that came during a commit.",
+    )
     sentry_dsn: SecretStr = Field(
         SecretStr(""), description="Report unexpected errors to this Sentry DSN (the sentry extra)."
     )

@@ -112,6 +112,11 @@ notifications = Counter(
     "Delivery attempts by channel, provider and outcome (sent, failed, retried).",
     ["channel", "provider", "outcome"],
 )
+submission_group_size = Histogram(
+    "herald_submission_group_size",
+    "Single submissions written together in one transaction (group commit), per group.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)
 provider_latency = Histogram(
     "herald_provider_latency_seconds",
     "Time a provider took to answer a send, by channel and provider.",

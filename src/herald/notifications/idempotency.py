@@ -19,8 +19,9 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -114,6 +115,32 @@ async def claim(
 async def record_result(connection: AsyncConnection, key: Key, ids: list[uuid.UUID]) -> None:
     """Store the result in the caller's unit of work (the one creating the rows)."""
     await connection.execute(update(IdempotencyRecord).where(*key._is()).values(result_ids=ids))
+
+
+_RECORDS = cast(Table, IdempotencyRecord.__table__)
+_RECORD_RESULT = (
+    update(_RECORDS)
+    .where(
+        _RECORDS.c.api_key_id == bindparam("b_owner"),
+        _RECORDS.c.operation == bindparam("b_operation"),
+        _RECORDS.c.key == bindparam("b_key"),
+    )
+    .values(result_ids=bindparam("b_ids"))
+)
+
+
+async def record_results(
+    connection: AsyncConnection, results: list[tuple[Key, list[uuid.UUID]]]
+) -> None:
+    """`record_result` for several keys at once (a group commit's), in one executemany."""
+    if results:
+        await connection.execute(
+            _RECORD_RESULT,
+            [
+                {"b_owner": k.owner, "b_operation": k.operation, "b_key": k.key, "b_ids": ids}
+                for k, ids in results
+            ],
+        )
 
 
 async def release(engine: AsyncEngine, key: Key) -> None:

@@ -20,23 +20,19 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Row, Table, insert, text
+from sqlalchemy import DateTime, Row, Table, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.db.base import sql_in
 from herald.db.models import Notification as NotificationRow
-from herald.db.models import NotificationEvent as NotificationEventRow
 from herald.notifications.events import StatusEvent
 from herald.notifications.model import NotificationInput
 from herald.vocabulary import CANCELLABLE, WAITING, Status
 
 _NOTIFICATIONS = cast(Table, NotificationRow.__table__)
-_EVENTS = cast(Table, NotificationEventRow.__table__)
 # Rows come back as the table's columns, `metadata` named as the ORM attribute, so that
 # `store.to_domain` reads rows of any query alike.
 RETURNED = [c.label("metadata_") if c.name == "metadata" else c for c in _NOTIFICATIONS.c]
-_INSERT = insert(_NOTIFICATIONS).returning(*RETURNED, sort_by_parameter_order=True)
-_INSERT_EVENTS = insert(_EVENTS)
 
 # What each transition returns about the rows it moved: enough for the event feed and for
 # the next attempt's job (`delivery_job` reads id, channel, priority, attempts, next_attempt_at).
@@ -111,14 +107,68 @@ async def accept(
     max_attempts: int,
     origins: Sequence[Origin] | None = None,
 ) -> tuple[list[Row[Any]], list[StatusEvent]]:
-    """Insert new notifications (`queued`, or `scheduled` for a future `send_at`) with their
-    first events: one multi-row statement each. Returns the rows and their events.
-    `origins`, one per item, names the message that made each."""
+    """Insert new notifications of one API key (`queued`, or `scheduled` for a future
+    `send_at`) with their first events: one multi-row statement each. `origins`, one per
+    item, names the message that made each (`herald.messages`)."""
+    return await accept_many(connection, [(owner, item) for item in items], max_attempts, origins)
+
+
+# New notifications and their first events in one statement (so, over an autocommit
+# connection, one round trip and no BEGIN/COMMIT): the rows travel as one JSON array, so the
+# statement is the same whatever their number and is prepared once per connection.
+_ACCEPT = (
+    text(
+        f"""
+    WITH input AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+            id uuid, api_key_id uuid, channel text, recipient text, subject text, body text,
+            html text, data jsonb, template jsonb, priority text, send_at timestamptz,
+            reference text, metadata jsonb, status text, next_attempt_at timestamptz,
+            detail text, message_id uuid, recipient_id text)
+    ), created AS (
+        INSERT INTO notifications
+               (id, api_key_id, channel, recipient, subject, body, html, data, template,
+                priority, send_at, reference, metadata, status, attempts, max_attempts,
+                next_attempt_at, event_seq, created_at, updated_at, message_id, recipient_id)
+        SELECT id, api_key_id, channel, recipient, subject, body, html, data, template,
+               priority, send_at, reference, metadata, status, 0, :max_attempts,
+               next_attempt_at, 1, :now, :now, message_id, recipient_id
+          FROM input
+        RETURNING {
+            ", ".join(
+                f"{c.name} AS metadata_" if c.name == "metadata" else c.name
+                for c in _NOTIFICATIONS.c
+            )
+        }
+    ), event AS (
+        INSERT INTO notification_events
+               (notification_id, status, attempt, detail, sequence, created_at)
+        SELECT id, status, 0, detail, 1, :now FROM input
+    )
+    SELECT * FROM created
+    """
+    )
+    .bindparams(bindparam("now", type_=DateTime(timezone=True)))
+    .columns(*RETURNED)
+)
+_encode_rows = msgspec.json.Encoder().encode
+
+
+async def accept_many(
+    connection: AsyncConnection,
+    submissions: Sequence[tuple[uuid.UUID, NotificationInput]],
+    max_attempts: int,
+    origins: Sequence[Origin] | None = None,
+) -> tuple[list[Row[Any]], list[StatusEvent]]:
+    """Insert new notifications, each of its own API key (a group commit gathers several
+    keys' submissions), with their first events, in one statement. Returns the rows and
+    their events, in the order given."""
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
+    for index, (owner, item) in enumerate(submissions):
         origin = origins[index] if origins is not None else None
         scheduled = item.send_at is not None and item.send_at > now
+        status = Status.SCHEDULED if scheduled else Status.QUEUED
         rows.append(
             {
                 "id": uuid.uuid4(),
@@ -129,49 +179,35 @@ async def accept(
                 "body": item.body,
                 "html": item.html,
                 "data": item.data,
-                "template": msgspec.to_builtins(item.template) if item.template else None,
+                "template": item.template,
                 "priority": item.priority,
                 "send_at": item.send_at,
                 "reference": item.reference,
                 "metadata": item.metadata,
-                "status": Status.SCHEDULED if scheduled else Status.QUEUED,
-                "attempts": 0,
-                "max_attempts": max_attempts,
+                "status": status,
                 "next_attempt_at": item.send_at if scheduled else now,
-                "event_seq": 1,
-                "created_at": now,
-                "updated_at": now,
+                "detail": accepted_detail(status, item.send_at),
                 "message_id": origin.message_id if origin is not None else None,
                 "recipient_id": origin.recipient_id if origin is not None else None,
             }
         )
-    created = list(await connection.execute(_INSERT, rows))
+    result = await connection.execute(
+        _ACCEPT, {"rows": _encode_rows(rows).decode(), "max_attempts": max_attempts, "now": now}
+    )
+    by_id = {row.id: row for row in result}
+    created = [by_id[r["id"]] for r in rows]
     events = [
         StatusEvent(
-            notification_id=str(n.id),
-            owner=str(owner),
-            status=n.status,
+            notification_id=str(r["id"]),
+            owner=str(r["api_key_id"]),
+            status=r["status"],
             attempt=0,
-            detail=accepted_detail(n.status, n.send_at),
+            detail=r["detail"],
             sequence=1,
             at=now,
         )
-        for n in created
+        for r in rows
     ]
-    await connection.execute(
-        _INSERT_EVENTS,
-        [
-            {
-                "notification_id": uuid.UUID(e.notification_id),
-                "status": e.status,
-                "attempt": 0,
-                "detail": e.detail,
-                "sequence": 1,
-                "created_at": now,
-            }
-            for e in events
-        ],
-    )
     return created, events
 
 

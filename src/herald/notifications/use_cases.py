@@ -22,6 +22,7 @@ from herald.errors import Conflict, Forbidden, InvalidInput, NotFound, Validatio
 from herald.notifications import idempotency, store, transitions
 from herald.notifications.events import EventFeed, StatusEvent
 from herald.notifications.model import Event, Notification, NotificationInput, NotificationPage
+from herald.notifications.submissions import SubmissionGroups
 from herald.notifications.unit_of_work import UnitOfWork
 from herald.notifications.validation import check_filters, validate_batch, validate_one
 from herald.queue import JobQueue
@@ -74,6 +75,17 @@ class NotificationUseCases:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.jobs = jobs
         self.feed = feed
+        # Single submissions are committed in groups (`herald.notifications.submissions`).
+        self.groups = SubmissionGroups(
+            lambda transactional: self.unit_of_work(None if transactional else self._autocommit),
+            max_attempts=settings.max_attempts,
+            limit=settings.submission_group_limit,
+            wait_seconds=settings.submission_group_wait_ms / 1000,
+        )
+
+    async def stop(self) -> None:
+        """Write the single submissions still waiting for a group (at shutdown)."""
+        await self.groups.stop()
 
     def unit_of_work(self, engine: AsyncEngine | None = None) -> UnitOfWork:
         return UnitOfWork(engine or self._engine, self.jobs, self.feed)
@@ -83,7 +95,8 @@ class NotificationUseCases:
     async def send_notification(
         self, principal: Principal, item: NotificationInput, *, idempotency_key: str | None = None
     ) -> Submitted:
-        """Store one notification and queue its delivery (`queued`, or `scheduled`)."""
+        """Store one notification and queue its delivery (`queued`, or `scheduled`), committed
+        with the single submissions that arrive at the same time (a group commit)."""
         problems = validate_one(item)
         if problems:
             raise ValidationFailed(summary(problems), problems=problems)
@@ -121,14 +134,18 @@ class NotificationUseCases:
                 async with self._autocommit.connect() as connection:
                     return Submitted(await store.read_many(connection, owner, ids), replayed=True)
         try:
-            async with self.unit_of_work() as uow:
-                rows, events = await transitions.accept(
-                    uow.connection, owner, items, self.settings.max_attempts
-                )
-                if key is not None:
-                    await idempotency.record_result(uow.connection, key, [r.id for r in rows])
-                uow.deliver(rows)
-                uow.publish(events)
+            if operation == SEND_NOTIFICATION:
+                row, event = await self.groups.submit(owner, items[0], key)
+                rows, events = [row], [event]
+            else:
+                async with self.unit_of_work() as uow:
+                    rows, events = await transitions.accept(
+                        uow.connection, owner, items, self.settings.max_attempts
+                    )
+                    if key is not None:
+                        await idempotency.record_result(uow.connection, key, [r.id for r in rows])
+                    uow.deliver(rows)
+                    uow.publish(events)
         except BaseException:
             if key is not None:
                 await idempotency.release(self._engine, key)
