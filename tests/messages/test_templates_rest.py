@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import make_settings, running_app
+from tests.conftest import DATABASE_URL, make_settings, running_app
 from tests.messages.test_templates import WELCOME
 from tests.notifications.conftest import auth, new_key
 
@@ -180,3 +182,36 @@ async def test_preview_with_a_missing_variable_is_a_422_naming_it(
     assert (
         await client.post("/v1/templates/nope/preview", json={}, headers=auth(key))
     ).status_code == 404
+
+
+async def test_preview_with_a_stored_recipient_by_id(client: httpx.AsyncClient, key: str) -> None:
+    engine = create_async_engine(DATABASE_URL)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO recipients (api_key_id, id, email, locale, data, preferences,"
+                    " created_at, updated_at) SELECT id, 'user-42', 'jane@example.com', 'de',"
+                    " '{}', '{}', now(), now() FROM api_keys WHERE prefix = :prefix"
+                ),
+                {"prefix": key[:10]},
+            )
+    finally:
+        await engine.dispose()
+    await client.put("/v1/templates/welcome", json=WELCOME, headers=auth(key))
+    response = await client.post(
+        "/v1/templates/welcome/preview",
+        json={"data": {"name": "Jane"}, "recipient": "user-42", "channels": ["sms"]},
+        headers=auth(key),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["locale_used"] == "de"
+    assert response.json()["channels"][0]["body"] == "Hallo user-42"
+    other = await new_key("other")
+    await client.put("/v1/templates/welcome", json=WELCOME, headers=auth(other))
+    unseen = await client.post(
+        "/v1/templates/welcome/preview",
+        json={"data": {"name": "Jane"}, "recipient": "user-42"},
+        headers=auth(other),
+    )
+    assert unseen.status_code == 404

@@ -122,8 +122,11 @@ class PreviewInput(msgspec.Struct, forbid_unknown_fields=True):
 
     data: Annotated[dict[str, Any], msgspec.Meta(description="The template's variables.")] = {}
     recipient: Annotated[
-        PreviewRecipient | None,
-        msgspec.Meta(description="An inline recipient (`recipient.*` in the template)."),
+        str | PreviewRecipient | None,
+        msgspec.Meta(
+            description="A stored recipient's id, or a recipient given inline "
+            "(`recipient.*` in the template)."
+        ),
     ] = None
     locale: Annotated[
         str | None,

@@ -45,9 +45,9 @@ class TemplateQueryMixin:
         )
 
     @strawberry.field(
-        description="Render a template with data and an inline recipient (an object with id, "
-        "email, phone, whatsapp, locale, timezone, data); a missing variable is a "
-        "BAD_USER_INPUT error naming it (`data.name`)."
+        description="Render a template with data and a stored recipient (`recipientId`) or "
+        "an inline one (an object with id, email, phone, whatsapp, locale, timezone, data); "
+        "a missing variable is a BAD_USER_INPUT error naming it (`data.name`)."
     )
     async def template_preview(
         self,
@@ -55,12 +55,13 @@ class TemplateQueryMixin:
         key: str,
         data: JSON | None = None,
         recipient: JSON | None = None,
+        recipient_id: str | None = None,
         locale: str | None = None,
         channels: list[Channel] | None = None,
         version: int | None = None,
     ) -> TemplatePreview:
         try:
-            item = preview_input(data, recipient, locale, channels, version)
+            item = preview_input(data, recipient, recipient_id, locale, channels, version)
             rendered = await info.context.resources.templates.preview_template(
                 await info.context.principal(), key, item
             )

@@ -99,6 +99,11 @@ def preview_input(request: pb.PreviewTemplateRequest) -> PreviewInput:
         recipient = _content(request.recipient)
         recipient["data"] = convert.struct_to_dict(request.recipient.data, "recipient.data")
         value["recipient"] = recipient
+    if request.HasField("recipient_id"):
+        if "recipient" in value:
+            message = "give recipient or recipient_id, not both"
+            raise InvalidInput(message, problems=[FieldProblem("recipient_id", message)])
+        value["recipient"] = request.recipient_id
     if request.HasField("locale"):
         value["locale"] = request.locale
     if request.channels:

@@ -54,13 +54,17 @@ class TemplateInput:
 def preview_input(
     data: Any,
     recipient: Any,
+    recipient_id: str | None,
     locale: str | None,
     channels: list[Channel] | None,
     version: int | None,
 ) -> wire.PreviewInput:
     value: dict[str, Any] = {"data": data if data is not None else {}, "locale": locale}
-    if recipient is not None:
-        value["recipient"] = recipient
+    if recipient is not None and recipient_id is not None:
+        message = "give recipient or recipientId, not both"
+        raise InvalidInput(message, problems=[FieldProblem("recipientId", message)])
+    if recipient is not None or recipient_id is not None:
+        value["recipient"] = recipient if recipient is not None else recipient_id
     if channels is not None:
         value["channels"] = [c.value for c in channels]
     value["version"] = version
