@@ -215,3 +215,15 @@ async def test_preview_with_a_stored_recipient_by_id(client: httpx.AsyncClient, 
         headers=auth(other),
     )
     assert unseen.status_code == 404
+
+
+async def test_the_openapi_document_has_every_template_operation(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    paths = document["paths"]
+    assert set(paths["/v1/templates/{template_key}"]) == {"put", "get", "delete"}
+    assert set(paths["/v1/templates"]) == {"get"}
+    preview = paths["/v1/templates/{template_key}/preview"]["post"]
+    assert {"200", "404", "422"} <= set(preview["responses"])
+    assert "TemplateInput" in document["components"]["schemas"]
