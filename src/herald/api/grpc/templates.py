@@ -206,12 +206,5 @@ class TemplateService:
                 pb.PreviewTemplateResponse,
             ),
         }
-        methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-            name: grpc.unary_unary_rpc_method_handler(
-                rpc.unary(name, method),
-                request_deserializer=rpc.decoder(request),
-                response_serializer=response.SerializeToString,
-            )
-            for name, (method, request, response) in unary.items()
-        }
+        methods = rpc.unary_methods(unary)
         return grpc.method_handlers_generic_handler(TEMPLATE_SERVICE_NAME, methods)
