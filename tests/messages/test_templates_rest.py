@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
@@ -67,6 +68,10 @@ async def test_list_pages_by_key_with_the_current_versions(
     )
     assert [t["key"] for t in rest.json()["items"]] == ["c"]
     assert rest.json()["next_cursor"] is None
+    nul = base64.urlsafe_b64encode(b"a\x00").decode()
+    for cursor in ("%%%", nul):
+        bad = await client.get(f"/v1/templates?cursor={cursor}", headers=auth(key))
+        assert bad.status_code == 400, bad.text
 
 
 async def test_delete_hides_it_and_a_new_save_continues_the_numbering(
