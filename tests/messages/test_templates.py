@@ -151,3 +151,11 @@ def test_what_the_sandbox_refuses_at_render_is_a_validation_error(source: str, r
     with pytest.raises(ValidationFailed) as caught:
         render(template, "sms", None, {"name": "jane"}, None)
     assert reason in caught.value.problems[0].message
+
+
+def test_a_nul_character_is_refused_naming_the_field() -> None:
+    body = {"default_locale": "en", "locales": {"en": {"push": {"data": {"k\x00": "v"}}}}}
+    problems = validate_template("t", msgspec.convert(body, TemplateInput))
+    assert [(p.field, p.message) for p in problems] == [
+        ("locales.en.push.data.k\x00", "must not contain NUL characters")
+    ]

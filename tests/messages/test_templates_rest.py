@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import make_settings, running_app
+from tests.conftest import DATABASE_URL, make_settings, running_app
 from tests.messages.test_templates import WELCOME
 from tests.notifications.conftest import auth, new_key
 
@@ -65,6 +68,10 @@ async def test_list_pages_by_key_with_the_current_versions(
     )
     assert [t["key"] for t in rest.json()["items"]] == ["c"]
     assert rest.json()["next_cursor"] is None
+    nul = base64.urlsafe_b64encode(b"a\x00").decode()
+    for cursor in ("%%%", nul):
+        bad = await client.get(f"/v1/templates?cursor={cursor}", headers=auth(key))
+        assert bad.status_code == 400, bad.text
 
 
 async def test_delete_hides_it_and_a_new_save_continues_the_numbering(
@@ -180,3 +187,48 @@ async def test_preview_with_a_missing_variable_is_a_422_naming_it(
     assert (
         await client.post("/v1/templates/nope/preview", json={}, headers=auth(key))
     ).status_code == 404
+
+
+async def test_preview_with_a_stored_recipient_by_id(client: httpx.AsyncClient, key: str) -> None:
+    engine = create_async_engine(DATABASE_URL)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO recipients (api_key_id, id, email, locale, data, preferences,"
+                    " created_at, updated_at) SELECT id, 'user-42', 'jane@example.com', 'de',"
+                    " '{}', '{}', now(), now() FROM api_keys WHERE prefix = :prefix"
+                ),
+                {"prefix": key[:10]},
+            )
+    finally:
+        await engine.dispose()
+    await client.put("/v1/templates/welcome", json=WELCOME, headers=auth(key))
+    response = await client.post(
+        "/v1/templates/welcome/preview",
+        json={"data": {"name": "Jane"}, "recipient": "user-42", "channels": ["sms"]},
+        headers=auth(key),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["locale_used"] == "de"
+    assert response.json()["channels"][0]["body"] == "Hallo user-42"
+    other = await new_key("other")
+    await client.put("/v1/templates/welcome", json=WELCOME, headers=auth(other))
+    unseen = await client.post(
+        "/v1/templates/welcome/preview",
+        json={"data": {"name": "Jane"}, "recipient": "user-42"},
+        headers=auth(other),
+    )
+    assert unseen.status_code == 404
+
+
+async def test_the_openapi_document_has_every_template_operation(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    paths = document["paths"]
+    assert set(paths["/v1/templates/{template_key}"]) == {"put", "get", "delete"}
+    assert set(paths["/v1/templates"]) == {"get"}
+    preview = paths["/v1/templates/{template_key}/preview"]["post"]
+    assert {"200", "404", "422"} <= set(preview["responses"])
+    assert "TemplateInput" in document["components"]["schemas"]

@@ -220,12 +220,14 @@ def test_status_changes_are_written_in_one_module_only() -> None:
 
 def test_the_vocabulary_is_stated_once() -> None:
     # Channels, statuses and priorities are spelled out in herald.vocabulary and nowhere else
-    # (migrations are history: they keep the values they were written with).
+    # (migrations are history: they keep the values they were written with; the generated gRPC
+    # stubs repeat the contract, whose template content has one field per channel).
     found = subprocess.run(
         [
             "grep",
             "-rlE",
             "--exclude-dir=migrations",
+            "--exclude=*_pb2.pyi",
             "--exclude=vocabulary.py",
             r"""["']email["'], ["']sms["']|["']queued["'], ["']sending["']|["']high["'], ["']normal""",
             "src",

@@ -122,8 +122,11 @@ class PreviewInput(msgspec.Struct, forbid_unknown_fields=True):
 
     data: Annotated[dict[str, Any], msgspec.Meta(description="The template's variables.")] = {}
     recipient: Annotated[
-        PreviewRecipient | None,
-        msgspec.Meta(description="An inline recipient (`recipient.*` in the template)."),
+        str | PreviewRecipient | None,
+        msgspec.Meta(
+            description="A stored recipient's id, or a recipient given inline "
+            "(`recipient.*` in the template)."
+        ),
     ] = None
     locale: Annotated[
         str | None,
@@ -221,6 +224,10 @@ def validate_template(key: str, item: TemplateInput) -> list[FieldProblem]:
             add(where, "has no channel (email, sms, push or whatsapp)")
         for channel, content in channels.items():
             _check_required(channel, content, f"{where}.{channel}", add)
+            nul = _first_nul(content)
+            if nul is not None:  # Postgres text (and JSONB) cannot hold one
+                add(f"{where}.{channel}{nul}", "must not contain NUL characters")
+                continue
             for field, source, html in _sources(channel, content):
                 total += len(source)
                 problem = check_source(source, html=html)
@@ -248,6 +255,22 @@ def _check_required(channel: str, content: dict[str, Any], where: str, add: Any)
     for name in CONTENT_FIELDS[channel]:
         if content.get(name) is not None and not content[name].strip():
             add(f"{where}.{name}", "must not be blank")
+
+
+def _first_nul(value: Any, path: str = "") -> str | None:
+    """The path of the first key or string holding a NUL character (content is shallow)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    if isinstance(value, (dict, list)):
+        for key, inner in items:
+            step = f".{key}" if isinstance(key, str) else f"[{key}]"
+            if isinstance(key, str) and "\x00" in key:
+                return path + step
+            found = _first_nul(inner, path + step)
+            if found is not None:
+                return found
+    return None
 
 
 def _sources(channel: str, content: dict[str, Any]) -> list[tuple[str, str, bool]]:

@@ -88,9 +88,14 @@ def encode_cursor(key: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this API returned") from None
+        key = "\x00"
+    # Only what encode_cursor gives (the decoder skips stray characters); no NUL, which no
+    # key holds and Postgres text cannot.
+    if "\x00" in key or encode_cursor(key) != cursor:
+        raise InvalidInput("cursor is not one this API returned")
+    return key
 
 
 async def list_current(

@@ -21,20 +21,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from herald.auth.keys import Principal
 from herald.errors import FieldProblem, Forbidden, InvalidInput, NotFound, ValidationFailed, summary
 from herald.messages import template_store
+from herald.messages.recipients import load_recipients
 from herald.messages.template_input import (
     PreviewInput,
     PreviewOut,
+    PreviewRecipient,
     TemplateInput,
     check_key,
     stored_locales,
     validate_template,
 )
 from herald.messages.templates import (
+    RECIPIENT_FIELDS,
     RenderedContent,
     TemplateVersion,
     channels_of,
     choose_locale,
     load_version,
+    recipient_variables,
     render,
 )
 from herald.notifications.validation import MAX_PAGE
@@ -118,7 +122,7 @@ class TemplateUseCases:
         """Render every channel of the chosen locale (or those asked for) with `item.data`
         and the recipient; ValidationFailed naming a missing variable."""
         template = await self.get_template(principal, key, item.version)
-        recipient = None if item.recipient is None else msgspec.to_builtins(item.recipient)
+        recipient = await self._recipient(_api_key(principal), item.recipient)
         locale = item.locale or (recipient or {}).get("locale")
         available = channels_of(template, locale)
         wanted = item.channels if item.channels is not None else available
@@ -140,6 +144,20 @@ class TemplateUseCases:
             locale_used=choose_locale(template, locale),
             channels=channels,
         )
+
+    async def _recipient(
+        self, owner: uuid.UUID, given: str | PreviewRecipient | None
+    ) -> dict[str, Any] | None:
+        """The `recipient` variables: a stored recipient's (by id), or the inline one's."""
+        if given is None:
+            return None
+        if not isinstance(given, str):
+            return {**dict.fromkeys(RECIPIENT_FIELDS), "data": {}, **msgspec.to_builtins(given)}
+        async with self._autocommit.connect() as connection:
+            found = await load_recipients(connection, owner, [given])
+        if given not in found:
+            raise NotFound(f"no recipient {given[:255]!r}")
+        return recipient_variables(found[given])
 
 
 def _render_all(

@@ -126,6 +126,15 @@ def channels_of(template: TemplateVersion, locale: str | None) -> list[str]:
     return [channel for channel in CHANNELS if variant.get(channel) is not None]
 
 
+RECIPIENT_FIELDS = ("id", "email", "phone", "whatsapp", "locale", "timezone", "data")
+
+
+def recipient_variables(recipient: Any) -> dict[str, Any]:
+    """What a template sees as `recipient` for a stored recipient (`recipients.Recipient`):
+    its id, addresses, locale, timezone and custom data."""
+    return {name: getattr(recipient, name) for name in RECIPIENT_FIELDS}
+
+
 def variables_of(data: Mapping[str, Any], recipient: Mapping[str, Any] | None) -> dict[str, Any]:
     """What a template sees: the data's keys, and `recipient` when there is one (it wins over
     a data key of that name)."""

@@ -7,12 +7,37 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import graphql
 import hypothesis_graphql
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_graphql import nodes
 
 from herald.api.graphql.schema import sdl
 from tests.conftest import make_settings, running_app
 from tests.notifications.conftest import auth, new_key
+
+_NAMES = ["en", "de", "email", "sms", "push", "whatsapp", "subject", "text", "html", "body", "x"]
+
+
+def _field(pair: tuple[str, Any]) -> graphql.ObjectFieldNode:
+    return graphql.ObjectFieldNode(name=graphql.NameNode(value=pair[0]), value=pair[1])
+
+
+# JSON arguments (template locales, preview data): objects shaped like templates, nested.
+_JSON = st.recursive(
+    st.one_of(
+        st.sampled_from(["{{ name }}", "{% if %}", "{{ ''.__class__ }}", "", "hi"]).map(
+            nodes.String
+        ),
+        st.integers(-5, 5).map(nodes.Int),
+    ),
+    lambda inner: st.lists(st.tuples(st.sampled_from(_NAMES), inner), max_size=3).map(
+        lambda pairs: nodes.Object([_field(p) for p in dict(pairs).items()])
+    ),
+    max_leaves=12,
+)
+_SCALARS = {"JSON": _JSON}
 
 
 def test_generated_operations_never_fail_internally() -> None:
@@ -24,7 +49,10 @@ def test_generated_operations_never_fail_internally() -> None:
     schema = sdl()
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(query=hypothesis_graphql.queries(schema) | hypothesis_graphql.mutations(schema))
+    @given(
+        query=hypothesis_graphql.queries(schema, custom_scalars=_SCALARS)
+        | hypothesis_graphql.mutations(schema, custom_scalars=_SCALARS)
+    )
     def check(query: str) -> None:
         response = loop.run_until_complete(
             client.post("/graphql", json={"query": query}, headers=auth(key))

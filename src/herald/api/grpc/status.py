@@ -160,6 +160,21 @@ def unary(
     return call
 
 
+def unary_methods(
+    spec: dict[str, tuple[Any, Any, Any]],
+) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """Method handlers for `spec`, `{name: (handler, request class, response class)}`, each wrapped
+    by `unary` and decoding its request with `decoder` (bad bytes: INVALID_ARGUMENT)."""
+    return {
+        name: grpc.unary_unary_rpc_method_handler(
+            unary(name, method),
+            request_deserializer=decoder(request),
+            response_serializer=response.SerializeToString,
+        )
+        for name, (method, request, response) in spec.items()
+    }
+
+
 def stream(
     method: str,
     handler: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]],

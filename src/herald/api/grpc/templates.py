@@ -99,6 +99,11 @@ def preview_input(request: pb.PreviewTemplateRequest) -> PreviewInput:
         recipient = _content(request.recipient)
         recipient["data"] = convert.struct_to_dict(request.recipient.data, "recipient.data")
         value["recipient"] = recipient
+    if request.HasField("recipient_id"):
+        if "recipient" in value:
+            message = "give recipient or recipient_id, not both"
+            raise InvalidInput(message, problems=[FieldProblem("recipient_id", message)])
+        value["recipient"] = request.recipient_id
     if request.HasField("locale"):
         value["locale"] = request.locale
     if request.channels:
@@ -201,12 +206,5 @@ class TemplateService:
                 pb.PreviewTemplateResponse,
             ),
         }
-        methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-            name: grpc.unary_unary_rpc_method_handler(
-                rpc.unary(name, method),
-                request_deserializer=rpc.decoder(request),
-                response_serializer=response.SerializeToString,
-            )
-            for name, (method, request, response) in unary.items()
-        }
+        methods = rpc.unary_methods(unary)
         return grpc.method_handlers_generic_handler(TEMPLATE_SERVICE_NAME, methods)

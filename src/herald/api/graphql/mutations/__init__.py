@@ -6,8 +6,9 @@ import strawberry
 
 from herald.api.graphql.mutations.messages import MessageMutationMixin
 from herald.api.graphql.mutations.notifications import NotificationMutationMixin
+from herald.api.graphql.mutations.templates import TemplateMutationMixin
 
 
 @strawberry.type
-class Mutation(NotificationMutationMixin, MessageMutationMixin):
+class Mutation(NotificationMutationMixin, TemplateMutationMixin, MessageMutationMixin):
     pass

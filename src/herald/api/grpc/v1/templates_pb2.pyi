@@ -180,20 +180,22 @@ class PreviewRecipient(_message.Message):
     def __init__(self, id: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., whatsapp: _Optional[str] = ..., locale: _Optional[str] = ..., timezone: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class PreviewTemplateRequest(_message.Message):
-    __slots__ = ("key", "data", "recipient", "locale", "channels", "version")
+    __slots__ = ("key", "data", "recipient", "locale", "channels", "version", "recipient_id")
     KEY_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     LOCALE_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_ID_FIELD_NUMBER: _ClassVar[int]
     key: str
     data: _struct_pb2.Struct
     recipient: PreviewRecipient
     locale: str
     channels: _containers.RepeatedScalarFieldContainer[_notifications_pb2.Channel]
     version: int
-    def __init__(self, key: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recipient: _Optional[_Union[PreviewRecipient, _Mapping]] = ..., locale: _Optional[str] = ..., channels: _Optional[_Iterable[_Union[_notifications_pb2.Channel, str]]] = ..., version: _Optional[int] = ...) -> None: ...
+    recipient_id: str
+    def __init__(self, key: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., recipient: _Optional[_Union[PreviewRecipient, _Mapping]] = ..., locale: _Optional[str] = ..., channels: _Optional[_Iterable[_Union[_notifications_pb2.Channel, str]]] = ..., version: _Optional[int] = ..., recipient_id: _Optional[str] = ...) -> None: ...
 
 class RenderedContent(_message.Message):
     __slots__ = ("channel", "subject", "body", "html", "data", "template")
