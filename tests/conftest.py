@@ -64,6 +64,8 @@ def _test_servers() -> tuple[str, str]:
 
 DATABASE_URL, REDIS_URL = _test_servers()
 TABLES = (
+    "recipient_push_tokens",
+    "recipients",
     "notification_events",
     "notifications",
     "idempotency_keys",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -71,6 +72,13 @@ class Notification(Base):
             "updated_at",
             postgresql_where=text(sql_in("status", FINISHED)),
         ),
+        # A recipient's history, masked when the recipient is deleted (migration 0006).
+        Index(
+            "ix_notifications_key_recipient",
+            "api_key_id",
+            "recipient_id",
+            postgresql_where=text("recipient_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
@@ -94,6 +102,8 @@ class Notification(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The worker process (`WorkerProcess.id`) holding the lease of a `sending` row.
     leased_by: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    # The client's recipient id when a message to a recipient created it (migration 0006).
+    recipient_id: Mapped[str | None] = mapped_column(Text)
     provider: Mapped[str | None] = mapped_column(String(32))
     provider_message_id: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
@@ -168,3 +178,41 @@ class WorkerProcess(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     instance: Mapped[str] = mapped_column(String(200))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Recipient(Base):
+    """A client's recipient: addresses, locale, timezone, custom data and preferences, keyed by
+    the client's own id within its API key (migration 0006)."""
+
+    __tablename__ = "recipients"
+
+    api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    email: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    whatsapp: Mapped[str | None] = mapped_column(Text)
+    locale: Mapped[str | None] = mapped_column(String(35))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    preferences: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RecipientPushToken(Base):
+    """An FCM registration token of a recipient; one recipient per token within a key."""
+
+    __tablename__ = "recipient_push_tokens"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["api_key_id", "recipient_id"],
+            ["recipients.api_key_id", "recipients.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_recipient_push_tokens_recipient", "api_key_id", "recipient_id"),
+    )
+
+    api_key_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    token: Mapped[str] = mapped_column(Text, primary_key=True)
+    recipient_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,1 @@
+"""Recipients, templates, preferences and messages: what to send to whom, over the core."""
