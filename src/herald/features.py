@@ -20,11 +20,13 @@ def api_routers(settings: Settings) -> list[Any]:
     from herald.api.graphql.controller import graphql_controller
     from herald.api.live import live_routes
     from herald.api.rest.notifications import NotificationController
+    from herald.api.rest.recipients import RecipientController
     from herald.dashboard import dashboard_routers
 
     # The dashboard mounts only when DASHBOARD_USERNAME is set (it logs a warning otherwise).
     return [
         NotificationController,
+        RecipientController,
         graphql_controller(settings),
         *live_routes,
         *dashboard_routers(settings),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from herald.api.grpc.server import GrpcServer
     from herald.auth.keys import KeyAuthenticator
     from herald.channels import Provider
+    from herald.messages.recipient_use_cases import RecipientUseCases
     from herald.notifications.events import EventFeed
     from herald.notifications.ratelimit import RateLimiter
     from herald.notifications.unit_of_work import UnitOfWork
@@ -55,6 +56,8 @@ class Resources:
     feed: EventFeed
     # The operations every interface calls (over the API's pool).
     use_cases: NotificationUseCases
+    # Recipients, push tokens and preferences (the messages layer's).
+    recipients: RecipientUseCases
     # One provider per channel (worker role only; empty in an API-only process).
     providers: dict[str, Provider] = field(default_factory=dict)
     rate_limiter: RateLimiter | None = None
