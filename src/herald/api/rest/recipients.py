@@ -19,7 +19,6 @@ from herald.api.rest.notifications import provide_principal, require_json
 from herald.api.rest.problems import responses
 from herald.auth.keys import Principal
 from herald.messages.recipient_input import (
-    RECIPIENT_ID,
     PreferencesInput,
     RecipientInput,
     preferences_input,
@@ -72,7 +71,9 @@ def use_cases(state: State) -> RecipientUseCases:
 
 RecipientId = Annotated[
     str,
-    PathParameter(description="Your own id for the recipient: 1 to 255 of A-Z a-z 0-9 . _ ~ : @ + = -."),
+    PathParameter(
+        description="Your own id for the recipient: 1 to 255 of A-Z a-z 0-9 . _ ~ : @ + = -."
+    ),
 ]
 
 
