@@ -5,8 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from herald.api.graphql.mutations.notifications import NotificationMutationMixin
+from herald.api.graphql.mutations.recipients import RecipientMutationMixin
 
 
 @strawberry.type
-class Mutation(NotificationMutationMixin):
+class Mutation(NotificationMutationMixin, RecipientMutationMixin):
     pass
