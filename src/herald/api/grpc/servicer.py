@@ -211,14 +211,7 @@ class NotificationService:
                 pb.Notification,
             ),
         }
-        methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-            name: grpc.unary_unary_rpc_method_handler(
-                rpc.unary(name, method),
-                request_deserializer=rpc.decoder(request),
-                response_serializer=response.SerializeToString,
-            )
-            for name, (method, request, response) in unary.items()
-        }
+        methods = rpc.unary_methods(unary)
         methods["WatchNotifications"] = grpc.unary_stream_rpc_method_handler(
             rpc.stream("WatchNotifications", self.watch_notifications),
             request_deserializer=rpc.decoder(pb.WatchNotificationsRequest),

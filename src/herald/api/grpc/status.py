@@ -160,6 +160,21 @@ def unary(
     return call
 
 
+def unary_methods(
+    handlers: dict[str, tuple[Any, Any, Any]],
+) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """Method handlers for `{name: (handler, request class, response class)}`, each wrapped
+    by `unary` and answering INVALID_ARGUMENT to a request that fails to decode."""
+    return {
+        name: grpc.unary_unary_rpc_method_handler(
+            unary(name, method),
+            request_deserializer=decoder(request),
+            response_serializer=response.SerializeToString,
+        )
+        for name, (method, request, response) in handlers.items()
+    }
+
+
 def stream(
     method: str,
     handler: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]],
