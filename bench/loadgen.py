@@ -10,7 +10,9 @@ Modes:
 - `submit`: POST `total` notifications (`bench.serve.payloads`), one per request to
   `/v1/notifications` (`batch` 1) or `batch` per request to `/v1/notifications/batch`, from
   `concurrency` workers that each send their next request as soon as the last one answered
-  (closed loop). Latency is per request: send to response.
+  (closed loop). Latency is per request: send to response. With `per_message`, the requests
+  are messages instead (`POST /v1/messages`, `bench.serve.message_payloads`), each making
+  `per_message` notifications: `total / per_message` of them.
 - `grpc_submit`: the same `total` notifications as single `SendNotification` calls through
   one `grpc.aio` channel to `grpc_target` (HTTP/2: the `concurrency` calls in flight share
   its connection), from `concurrency` closed-loop workers. The requests are serialized before
@@ -39,7 +41,7 @@ import httpx
 import uvloop
 
 from bench.pacing import Schedule
-from bench.serve import payloads
+from bench.serve import message_payloads, payloads
 from bench.stats import percentile
 
 
@@ -103,7 +105,15 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
     total, batch = int(spec["total"]), int(spec["batch"])
     concurrency = int(spec["concurrency"])
     items = payloads(total, spec.get("prefix", "n"), tuple(spec["channels"]))
-    if batch == 1:
+    # A message makes `per_message` notifications (one per channel of its template).
+    per_message = int(spec.get("per_message", 0))
+    if per_message:
+        path = "/v1/messages"
+        bodies = [
+            json.dumps(m).encode()
+            for m in message_payloads(total // per_message, spec.get("prefix", "n"))
+        ]
+    elif batch == 1:
         path = "/v1/notifications"
         bodies = [json.dumps(item).encode() for item in items]
     else:
@@ -132,7 +142,7 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
                 latencies.append((time.perf_counter() - sent) * 1000)
                 statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
                 if response.status_code == 202:
-                    accepted += batch if batch > 1 else 1
+                    accepted += per_message or batch
                 elif len(errors) < 5:
                     errors.append(f"{response.status_code}: {response.text[:300]}")
 

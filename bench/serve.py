@@ -98,6 +98,55 @@ async def prepare_database() -> str:
     return key
 
 
+# The `messages` variant: one template with two channels, sent to stored recipients.
+MESSAGE_TEMPLATE = "bench-welcome"
+MESSAGE_RECIPIENTS = 100
+_TEMPLATE_BODY = {
+    "category": "account",
+    "default_locale": "en",
+    "locales": {
+        "en": {
+            "email": {
+                "subject": "Welcome, {{ name }}",
+                "text": "Hi {{ name }}, your order {{ order }} has shipped.",
+                "html": "<p>Hi <b>{{ name }}</b>, your order {{ order }} has shipped.</p>",
+            },
+            "push": {"title": "Welcome", "body": "Hi {{ name }}, order {{ order }} shipped."},
+        }
+    },
+}
+
+
+async def prepare_messages(url: str, key: str) -> None:
+    """Through the API, before the clock: the template, and the recipients with an email
+    address and a push token each."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        (
+            await client.put(f"/v1/templates/{MESSAGE_TEMPLATE}", json=_TEMPLATE_BODY)
+        ).raise_for_status()
+        for i in range(MESSAGE_RECIPIENTS):
+            recipient = f"/v1/recipients/bench-{i}"
+            (await client.put(recipient, json={"email": f"user{i}@example.com"})).raise_for_status()
+            token = {"token": f"{_PUSH_TOKEN}{i}"}
+            (await client.post(f"{recipient}/push-tokens", json=token)).raise_for_status()
+
+
+def message_payloads(count: int, prefix: str) -> list[dict[str, Any]]:
+    """`count` messages of the benchmark template, round-robin over its recipients."""
+    return [
+        {
+            "template": MESSAGE_TEMPLATE,
+            "recipient": f"bench-{i % MESSAGE_RECIPIENTS}",
+            "data": {"name": f"User {i}", "order": f"{prefix}-{i}"},
+            "reference": f"{prefix}-{i}",
+        }
+        for i in range(count)
+    ]
+
+
 def payloads(count: int, prefix: str, channels: tuple[str, ...] = CHANNELS) -> list[dict[str, Any]]:
     """`count` valid notifications, round-robin over `channels`, with ordinary sizes."""
     items: list[dict[str, Any]] = []

@@ -73,6 +73,7 @@ TABLES = (
     "paused_queues",
     "worker_processes",
     "templates",
+    "messages",
 )
 
 

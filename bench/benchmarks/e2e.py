@@ -18,9 +18,11 @@ Per run:
   delivering one costs, and a figure that other work on the machine hardly moves.
 
 Variants: single submissions (`POST /v1/notifications`, the baseline), batches of 100
-(`POST /v1/notifications/batch`), and single submissions over gRPC (`SendNotification`
-through one `grpc.aio` channel to the same `herald serve`, at the same concurrency), the same
-number of notifications.
+(`POST /v1/notifications/batch`), single submissions over gRPC (`SendNotification`
+through one `grpc.aio` channel to the same `herald serve`, at the same concurrency), and
+messages (`POST /v1/messages`: one template with email and push content, to 100 stored
+recipients round-robin, so each request makes two notifications, rendered at acceptance), the
+same number of notifications.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from bench.serve import (
     HeraldServe,
     Sent,
     ThroughHerald,
+    message_payloads,
     payloads,
     prepare_database,
+    prepare_messages,
     run_loadgen,
     start_during,
 )
@@ -68,6 +72,12 @@ class EndToEnd(ThroughHerald):
             "herald",
             extra={"batch": 1, "grpc": True},
         ),
+        Variant(
+            "herald-messages",
+            "Herald, messages (one template, email + push)",
+            "herald",
+            extra={"batch": 1, "per_message": 2},
+        ),
     )
     baseline = "herald-single"
 
@@ -86,7 +96,12 @@ class EndToEnd(ThroughHerald):
             key = await start_during([herald], prepare_database())
             # Warm up the server (pools, caches, the first request's imports) and wait for it
             # to be idle again, so the run starts from a warm, quiet process.
-            await _warm_up(herald, key, grpc=variant.extra.get("grpc", False))
+            per_message = variant.extra.get("per_message", 0)
+            if per_message:
+                await prepare_messages(herald.url, key)
+            await _warm_up(
+                herald, key, grpc=variant.extra.get("grpc", False), messages=per_message > 0
+            )
             await sent.wait(WARMUP, timeout=30)
             cpu_before = herald.cpu()
             load = await run_loadgen(
@@ -123,14 +138,21 @@ class EndToEnd(ThroughHerald):
         }
 
 
-async def _warm_up(herald: HeraldServe, key: str, *, grpc: bool) -> None:
+async def _warm_up(herald: HeraldServe, key: str, *, grpc: bool, messages: bool) -> None:
     """40 notifications: each tenth a single submission (over gRPC for the gRPC variant, so
-    its server-side path is warm too), the other nine a batch."""
+    its server-side path is warm too; for the messages variant a message of two, the batch
+    one smaller), the other nine a batch."""
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=herald.url, headers=headers, timeout=30) as client:
         for start in range(0, WARMUP, 10):
             items = payloads(10, f"warmup{start}")
-            if grpc:
+            if messages:
+                (body,) = message_payloads(1, f"warmup{start}")
+                message = await client.post("/v1/messages", json=body)
+                if message.status_code != 202:
+                    raise RuntimeError(f"warm-up failed: {message.text[:300]}")
+                items = items[1:]
+            elif grpc:
                 await _grpc_send(herald, key, items[0])
             else:
                 single = await client.post("/v1/notifications", json=items[0])
@@ -168,5 +190,6 @@ def _spec(
         "batch": variant.extra["batch"],
         "concurrency": params["concurrency"],
         "channels": params["channels"],
+        "per_message": variant.extra.get("per_message", 0),
         "prefix": prefix,
     }

@@ -37,6 +37,7 @@ from herald.config import Settings, SettingsError
 from herald.db.engine import create_engine, create_session_maker, warn_without_lock_timeout
 from herald.logging import configure_logging
 from herald.memory import CeilingTooLow, MemoryCeiling
+from herald.messages.recipient_use_cases import RecipientUseCases
 from herald.messages.template_use_cases import TemplateUseCases
 from herald.notifications.events import EventFeed
 from herald.notifications.ratelimit import RateLimiter
@@ -109,6 +110,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         feed = EventFeed(redis)
         feed.start()
         stack.push_async_callback(feed.stop)
+        use_cases = NotificationUseCases(settings, engine, session_maker, jobs, feed)
         resources = Resources(
             settings=settings,
             engine=engine,
@@ -121,7 +123,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             instance=instance,
             authenticator=KeyAuthenticator(session_maker),
             feed=feed,
-            use_cases=NotificationUseCases(settings, engine, session_maker, jobs, feed),
+            use_cases=use_cases,
+            recipients=RecipientUseCases(engine, use_cases.unit_of_work),
             templates=TemplateUseCases(engine),
         )
         # Unwound before the feed and the pools: the last groups are written with them open.

@@ -19,14 +19,18 @@ def api_routers(settings: Settings) -> list[Any]:
     """Route handlers mounted when `ENABLE_API` is true."""
     from herald.api.graphql.controller import graphql_controller
     from herald.api.live import live_routes
+    from herald.api.rest.messages import MessageController
     from herald.api.rest.notifications import NotificationController
+    from herald.api.rest.recipients import RecipientController
     from herald.api.rest.templates import TemplateController
     from herald.dashboard import dashboard_routers
 
     # The dashboard mounts only when DASHBOARD_USERNAME is set (it logs a warning otherwise).
     return [
         NotificationController,
+        MessageController,
         TemplateController,
+        RecipientController,
         graphql_controller(settings),
         *live_routes,
         *dashboard_routers(settings),

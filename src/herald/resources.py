@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from herald.api.grpc.server import GrpcServer
     from herald.auth.keys import KeyAuthenticator
     from herald.channels import Provider
+    from herald.messages.recipient_use_cases import RecipientUseCases
     from herald.messages.template_use_cases import TemplateUseCases
+    from herald.messages.use_cases import MessageUseCases
     from herald.notifications.batches import DeliveryBatches
     from herald.notifications.events import EventFeed
     from herald.notifications.ratelimit import RateLimiter
@@ -59,6 +61,8 @@ class Resources:
     use_cases: NotificationUseCases
     # The template operations (issue 17), over the same pool.
     templates: TemplateUseCases
+    # Recipients, push tokens and preferences (the messages layer's).
+    recipients: RecipientUseCases
     # One provider per channel (worker role only; empty in an API-only process).
     providers: dict[str, Provider] = field(default_factory=dict)
     rate_limiter: RateLimiter | None = None
@@ -66,6 +70,13 @@ class Resources:
     # The gRPC server (API role with ENABLE_GRPC only).
     grpc: GrpcServer | None = None
     draining: bool = False
+
+    @cached_property
+    def messages(self) -> MessageUseCases:
+        """The message operations, over the notifications' (and the API's pool)."""
+        from herald.messages.use_cases import MessageUseCases
+
+        return MessageUseCases(self.use_cases, self.engine)
 
     @cached_property
     def worker_autocommit_engine(self) -> AsyncEngine:

@@ -1,4 +1,4 @@
-"""Herald's vocabulary: channels, statuses and priorities, stated once.
+"""Herald's vocabulary: channels, statuses, priorities, routings and skip reasons, stated once.
 
 Everything else derives from these enums: the wire schemas of every interface, the SQL check
 constraints, the delivery queues (one per channel), metric labels and the dashboard. A leaf
@@ -41,10 +41,38 @@ class Priority(StrEnum):
     LOW = "low"
 
 
+class Routing(StrEnum):
+    """How a message uses the channels it may take: every one at once, or one after another."""
+
+    ALL = "all"
+    # In order; the next channel only when the previous one failed for good.
+    FALLBACK = "fallback"
+
+
+class SkipReason(StrEnum):
+    """Why a message did not use a channel (`skipped` of a message), in the order they are
+    checked: the first that applies is the one reported."""
+
+    # The request's `channels` does not name it.
+    NOT_REQUESTED = "not_requested"
+    # The template (in the locale picked) has no content for it.
+    NOT_IN_TEMPLATE = "not_in_template"
+    # The recipient has no address for it (no email, phone, WhatsApp number or push token).
+    NO_ADDRESS = "no_address"
+    # The recipient opted out of the channel (a `critical` template ignores it).
+    OPTED_OUT = "opted_out"
+    # The recipient opted out of the template's category (a `critical` template ignores it).
+    CATEGORY_OPTED_OUT = "category_opted_out"
+    # Fallback routing: an earlier channel was sent, so this one was not needed.
+    NOT_NEEDED = "not_needed"
+
+
 # The same as plain strings, for SQL, schemas and labels.
 CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
+ROUTINGS: tuple[str, ...] = tuple(r.value for r in Routing)
+SKIP_REASONS: tuple[str, ...] = tuple(r.value for r in SkipReason)
 
 # Waiting for an attempt: what the reconciler watches and a client may still cancel.
 WAITING: tuple[str, ...] = ("scheduled", "queued", "retrying")

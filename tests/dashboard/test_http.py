@@ -79,7 +79,7 @@ def dashboard_routes(app: Litestar) -> list[tuple[str, str]]:
         if not path.startswith(BASE) or path.startswith((f"{BASE}/login", f"{BASE}/static")):
             continue
         concrete = (
-            path.replace("{notification_id:uuid}", str(uuid.uuid4()))
+            re.sub(r"\{\w+:uuid\}", str(uuid.uuid4()), path)
             .replace("{queue:str}", "sms")
             .replace("{unknown:path}", "no/such/page")
         )

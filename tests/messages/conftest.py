@@ -29,3 +29,9 @@ async def key_id(engine: AsyncEngine, name: str) -> uuid.UUID:
         )
     assert isinstance(found, uuid.UUID)
     return found
+
+
+# The app with every provider at a stand-in, for the messages' end-to-end tests.
+from tests.messages.support import api_key, app_client, client, private_key, providers  # noqa: E402
+
+__all__ = ["api_key", "app_client", "client", "key_id", "private_key", "providers"]

@@ -6,6 +6,7 @@
 """
 
 from herald.channels.base import (
+    AddressGone,
     Message,
     PermanentError,
     Provider,
@@ -16,6 +17,7 @@ from herald.channels.base import (
 from herald.channels.registry import open_providers
 
 __all__ = [
+    "AddressGone",
     "Message",
     "PermanentError",
     "Provider",

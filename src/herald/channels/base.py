@@ -73,6 +73,11 @@ class PermanentError(ProviderError):
     """The send will never succeed as it stands (bad recipient, opted out, rejected content)."""
 
 
+class AddressGone(PermanentError):
+    """The address no longer exists at the provider (FCM `UNREGISTERED`: the app was
+    uninstalled or the token expired); whoever stores it should forget it."""
+
+
 class Provider(Protocol):
     """Sends messages of one channel through one external service."""
 

@@ -29,7 +29,13 @@ from herald.channels._http import (
     retry_after,
     snippet,
 )
-from herald.channels.base import Message, PermanentError, ProviderResult, TransientError
+from herald.channels.base import (
+    AddressGone,
+    Message,
+    PermanentError,
+    ProviderResult,
+    TransientError,
+)
 from herald.config import SettingsError
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -207,6 +213,8 @@ class FcmProvider:
         text = error.get("message")
         summary = f"fcm {code or f'HTTP {response.status_code}'}"
         reason = f"{summary}: " + (text if isinstance(text, str) and text else snippet(response))
+        if code == "UNREGISTERED":  # the token is gone for good: recipients forget it
+            return AddressGone(reason, summary=summary)
         if code == "THIRD_PARTY_AUTH_ERROR":  # the APNs/web-push credential, not our token
             return PermanentError(reason, summary=summary)
         if response.status_code == 401:

@@ -18,7 +18,7 @@ from litestar.static_files import create_static_files_router
 
 from herald.api.rest.problems import from_any
 from herald.config import Settings
-from herald.dashboard import actions, pages
+from herald.dashboard import actions, messages, pages, templates_pages
 from herald.dashboard.auth import (
     NotSignedIn,
     dashboard_of,
@@ -77,7 +77,15 @@ def dashboard_routers(settings: Settings) -> list[Router]:
     dashboard = Dashboard.from_settings(settings)
     router = Router(
         path=dashboard.base,
-        route_handlers=[login_page, login, logout, *pages.route_handlers, *actions.route_handlers],
+        route_handlers=[
+            login_page,
+            login,
+            logout,
+            *pages.route_handlers,
+            *messages.route_handlers,
+            *templates_pages.route_handlers,
+            *actions.route_handlers,
+        ],
         guards=[require_session, require_csrf],
         # Every type the app maps (its problem details) is mapped here too, to HTML.
         exception_handlers={

@@ -1,4 +1,5 @@
-"""Herald's tables: API keys, notifications, their events, idempotency records, templates.
+"""Herald's tables: API keys, notifications, their events, idempotency records, recipients,
+templates and messages.
 
 Postgres is the truth about every notification; Redis only carries the trigger to deliver
 it (ARCHITECTURE.md section 3).
@@ -30,7 +31,15 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from herald.db.base import Base, sql_in
-from herald.vocabulary import CHANNELS, FINISHED, PRIORITIES, STATUSES, WAITING, Status
+from herald.vocabulary import (
+    CHANNELS,
+    FINISHED,
+    PRIORITIES,
+    ROUTINGS,
+    STATUSES,
+    WAITING,
+    Status,
+)
 
 
 class ApiKey(Base):
@@ -73,6 +82,11 @@ class Notification(Base):
             "updated_at",
             postgresql_where=text(sql_in("status", FINISHED)),
         ),
+        Index(
+            "ix_notifications_message",
+            "message_id",
+            postgresql_where=text("message_id IS NOT NULL"),
+        ),
         # A recipient's history, masked when the recipient is deleted (migration 0006).
         Index(
             "ix_notifications_key_recipient",
@@ -113,6 +127,10 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # How many events the notification has: the `sequence` of its latest (migration 0004).
     event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The message that made it, if one did (migration 0008).
+    message_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
 
     events: Mapped[list[NotificationEvent]] = relationship(
         lazy="raise", order_by="NotificationEvent.id", back_populates="notification"
@@ -217,6 +235,41 @@ class RecipientPushToken(Base):
     token: Mapped[str] = mapped_column(Text, primary_key=True)
     recipient_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Message(Base):
+    """One template sent to one recipient: the notifications it made (`notifications.message_id`),
+    the channels it skipped and why, and, for fallback routing, the rendered content of the
+    channels still to try (migration 0008)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(sql_in("routing", ROUTINGS), name="routing"),
+        Index("ix_messages_key_created", "api_key_id", text("created_at DESC"), text("id DESC")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    template_key: Mapped[str] = mapped_column(String(255))
+    template_version: Mapped[int] = mapped_column(Integer)
+    # The client's own recipient id; None for inline addresses.
+    recipient_id: Mapped[str | None] = mapped_column(Text)
+    locale: Mapped[str | None] = mapped_column(String(35))
+    routing: Mapped[str] = mapped_column(String(16))
+    # The channels used, in order (fallback: the order they are tried in).
+    channels: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # [{"channel", "reason"}] as decided at acceptance.
+    skipped: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # Fallback: [{"channel", "notifications": [rendered NotificationInput]}] not tried yet.
+    pending: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # The end of the recipient's quiet hours, when they deferred it.
+    deferred_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    priority: Mapped[str] = mapped_column(String(8))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Template(Base):

@@ -1,1 +1,2 @@
-"""Recipients, templates, preferences and messages: what to send to whom, over the core."""
+"""Recipients, templates, preferences and messages: the layer over notifications that lets a
+client say what to send to whom (issue 17)."""

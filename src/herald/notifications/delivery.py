@@ -29,10 +29,18 @@ from typing import Any, TypeVar
 import structlog
 
 from herald import metrics
-from herald.channels import PermanentError, Provider, ProviderResult, TransientError
+from herald.channels import (
+    AddressGone,
+    PermanentError,
+    Provider,
+    ProviderResult,
+    TransientError,
+)
 from herald.config import Settings
 from herald.errors import is_outage
 from herald.logging import mask_address
+from herald.messages.fallback import after_failed_for_good
+from herald.messages.recipient_hooks import forget_gone_address
 from herald.notifications import transitions
 from herald.notifications.batches import Claimed, ClaimRequest, Finished
 from herald.queue import JobContext
@@ -186,6 +194,10 @@ async def _record(
         # The reconciler took the row back (our lease expired) while the provider was busy.
         log.warning("delivery.lease_lost", outcome=outcome, to=masked)
         return
+    if isinstance(error, AddressGone):
+        await forget_gone_address(resources, claimed.id, claimed.message.to)
+    if outcome == "failed":  # a message with fallback routing tries its next channel
+        await after_failed_for_good(resources, [claimed.id])
     metrics.notifications.labels(
         claimed.channel, provider, "retried" if outcome == "retrying" else outcome
     ).inc()

@@ -89,6 +89,14 @@ def _moved(row: Row[Any]) -> Moved:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What made a notification, when a message did (`herald.messages`)."""
+
+    message_id: uuid.UUID
+    recipient_id: str | None = None
+
+
 def accepted_detail(status: str, send_at: datetime | None) -> str:
     if status == Status.SCHEDULED and send_at is not None:
         return f"accepted; scheduled for {send_at.isoformat()}"
@@ -100,10 +108,12 @@ async def accept(
     owner: uuid.UUID,
     items: Sequence[NotificationInput],
     max_attempts: int,
+    origins: Sequence[Origin] | None = None,
 ) -> tuple[list[Row[Any]], list[StatusEvent]]:
     """Insert new notifications of one API key (`queued`, or `scheduled` for a future
-    `send_at`) with their first events: one multi-row statement each."""
-    return await accept_many(connection, [(owner, item) for item in items], max_attempts)
+    `send_at`) with their first events: one multi-row statement each. `origins`, one per
+    item, names the message that made each (`herald.messages`)."""
+    return await accept_many(connection, [(owner, item) for item in items], max_attempts, origins)
 
 
 # New notifications and their first events in one statement (so, over an autocommit
@@ -117,15 +127,15 @@ _ACCEPT = (
             id uuid, api_key_id uuid, channel text, recipient text, subject text, body text,
             html text, data jsonb, template jsonb, priority text, send_at timestamptz,
             reference text, metadata jsonb, status text, next_attempt_at timestamptz,
-            detail text)
+            detail text, message_id uuid, recipient_id text)
     ), created AS (
         INSERT INTO notifications
                (id, api_key_id, channel, recipient, subject, body, html, data, template,
                 priority, send_at, reference, metadata, status, attempts, max_attempts,
-                next_attempt_at, event_seq, created_at, updated_at)
+                next_attempt_at, event_seq, created_at, updated_at, message_id, recipient_id)
         SELECT id, api_key_id, channel, recipient, subject, body, html, data, template,
                priority, send_at, reference, metadata, status, 0, :max_attempts,
-               next_attempt_at, 1, :now, :now
+               next_attempt_at, 1, :now, :now, message_id, recipient_id
           FROM input
         RETURNING {
             ", ".join(
@@ -151,13 +161,15 @@ async def accept_many(
     connection: AsyncConnection,
     submissions: Sequence[tuple[uuid.UUID, NotificationInput]],
     max_attempts: int,
+    origins: Sequence[Origin] | None = None,
 ) -> tuple[list[Row[Any]], list[StatusEvent]]:
     """Insert new notifications, each of its own API key (a group commit gathers several
     keys' submissions), with their first events, in one statement. Returns the rows and
     their events, in the order given."""
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
-    for owner, item in submissions:
+    for index, (owner, item) in enumerate(submissions):
+        origin = origins[index] if origins is not None else None
         scheduled = item.send_at is not None and item.send_at > now
         status = Status.SCHEDULED if scheduled else Status.QUEUED
         rows.append(
@@ -178,6 +190,8 @@ async def accept_many(
                 "status": status,
                 "next_attempt_at": item.send_at if scheduled else now,
                 "detail": accepted_detail(status, item.send_at),
+                "message_id": origin.message_id if origin is not None else None,
+                "recipient_id": origin.recipient_id if origin is not None else None,
             }
         )
     result = await connection.execute(

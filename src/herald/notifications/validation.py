@@ -47,16 +47,37 @@ def _has_line_break(text: str) -> bool:
     return "\r" in text or "\n" in text
 
 
+def email_problem(address: str) -> str | None:
+    """What is wrong with an email address, or None (notifications and recipients alike)."""
+    if not _EMAIL.match(address) or len(address) > 254:
+        return f"{address[:80]!r} is not a valid email address"
+    return None
+
+
+def phone_problem(number: str) -> str | None:
+    """What is wrong with an SMS or WhatsApp number, or None."""
+    if not _E164.match(number):
+        return f"{number[:40]!r} is not an E.164 phone number (like +447911123456)"
+    return None
+
+
+def push_token_problem(token: str) -> str | None:
+    """What is wrong with an FCM registration token, or None (never quoting it)."""
+    if not _FCM_TOKEN.match(token):
+        return "is not an FCM registration token (32+ characters of A-Z a-z 0-9 _ - :)"
+    return None
+
+
 def _check_address(item: NotificationInput, add: Any) -> None:
-    to = item.to
+    problem = None
     if item.channel == "email":
-        if not _EMAIL.match(to) or len(to) > 254:
-            add("to", f"{to[:80]!r} is not a valid email address")
+        problem = email_problem(item.to)
     elif item.channel in ("sms", "whatsapp"):
-        if not _E164.match(to):
-            add("to", f"{to[:40]!r} is not an E.164 phone number (like +447911123456)")
-    elif item.channel == "push" and not _FCM_TOKEN.match(to):
-        add("to", "is not an FCM registration token (32+ characters of A-Z a-z 0-9 _ - :)")
+        problem = phone_problem(item.to)
+    elif item.channel == "push":
+        problem = push_token_problem(item.to)
+    if problem is not None:
+        add("to", problem)
 
 
 def _check_content(item: NotificationInput, add: Any) -> None:
@@ -104,14 +125,14 @@ def _check_content(item: NotificationInput, add: Any) -> None:
             add("template.name", "must not be empty")
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
     """Postgres cannot store U+0000 in text or JSONB: refuse it instead of failing later."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
 
 
@@ -125,8 +146,8 @@ def validate_item(item: NotificationInput, errors: FieldErrors, index: int | Non
     if item.metadata is not None and nesting.depth_exceeds(item.metadata):
         add("metadata", f"is nested more than {nesting.MAX_DEPTH} levels deep")
         return
-    nul_fields = [name for name in _TEXT_FIELDS if _has_nul(getattr(item, name))]
-    if item.template is not None and _has_nul(msgspec.to_builtins(item.template)):
+    nul_fields = [name for name in _TEXT_FIELDS if has_nul(getattr(item, name))]
+    if item.template is not None and has_nul(msgspec.to_builtins(item.template)):
         nul_fields.append("template")
     if nul_fields:
         for name in nul_fields:

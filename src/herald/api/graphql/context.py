@@ -17,6 +17,7 @@ from strawberry.types import Info as StrawberryInfo
 from herald.api.graphql.loaders import Loaders
 from herald.auth.keys import Principal
 from herald.errors import Unauthenticated
+from herald.messages.recipient_use_cases import RecipientUseCases
 from herald.notifications.use_cases import NotificationUseCases
 from herald.resources import Resources
 
@@ -31,6 +32,10 @@ class Context(BaseContext, kw_only=True):
     @property
     def use_cases(self) -> NotificationUseCases:
         return self.resources.use_cases
+
+    @property
+    def recipients(self) -> RecipientUseCases:
+        return self.resources.recipients
 
     async def principal(self) -> Principal:
         """The caller, authenticated once per operation (per connection on WebSocket)."""

@@ -8,6 +8,7 @@ import strawberry
 
 from herald.api.graphql.context import Info
 from herald.api.graphql.errors import with_fields
+from herald.api.graphql.recipient_queries import RecipientQueryMixin
 from herald.api.graphql.template_queries import TemplateQueryMixin
 from herald.api.graphql.types.inputs import NotificationFilter
 from herald.api.graphql.types.notification import Notification, NotificationConnection
@@ -28,7 +29,7 @@ _LIST_ARGUMENTS = {"limit": "first", "cursor": "after"}
 
 
 @strawberry.type
-class Query(TemplateQueryMixin):
+class Query(RecipientQueryMixin, TemplateQueryMixin):
     @strawberry.field(description="One of your notifications, with every event.")
     async def notification(self, info: Info, id: strawberry.ID) -> Notification:
         found = await info.context.use_cases.get_notification(

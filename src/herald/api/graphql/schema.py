@@ -8,8 +8,10 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from herald.api.graphql.errors import translate_all
+from herald.api.graphql.message_queries import MessageQuery
 from herald.api.graphql.metrics import OperationMetrics
 from herald.api.graphql.mutations import Mutation
 from herald.api.graphql.queries import Query
@@ -20,6 +22,9 @@ from herald.api.graphql.types.scalars import JSON, JSON_SCALAR
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 15
+
+# Each feature's queries, one type (mutations combine as mixins in `mutations`).
+RootQuery = merge_types("Query", (Query, MessageQuery))
 
 
 class HeraldSchema(strawberry.Schema):
@@ -35,7 +40,7 @@ def build_schema(
     max_depth: int = MAX_DEPTH, max_tokens: int = MAX_TOKENS, max_aliases: int = MAX_ALIASES
 ) -> HeraldSchema:
     return HeraldSchema(
-        query=Query,
+        query=RootQuery,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[

@@ -18,6 +18,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from herald.api.grpc.messages import SERVICE_NAME as MESSAGE_SERVICE
+from herald.api.grpc.messages import MessageService
+from herald.api.grpc.recipients import SERVICE_NAME as RECIPIENT_SERVICE_NAME
+from herald.api.grpc.recipients import RecipientService
 from herald.api.grpc.servicer import SERVICE_NAME, NotificationService
 from herald.api.grpc.templates import TEMPLATE_SERVICE_NAME, TemplateService
 from herald.api.rest.health import check_dependencies
@@ -61,12 +65,16 @@ class GrpcServer:
             ]
         )
         server.add_generic_rpc_handlers((self.service.handler(),))
+        server.add_generic_rpc_handlers((MessageService(self._resources).handler(),))
         server.add_generic_rpc_handlers((TemplateService(self._resources).handler(),))
+        server.add_generic_rpc_handlers((RecipientService(self._resources).handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (
                 SERVICE_NAME,
+                MESSAGE_SERVICE,
                 TEMPLATE_SERVICE_NAME,
+                RECIPIENT_SERVICE_NAME,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),

@@ -172,7 +172,7 @@ _DOCUMENTED = {
     400: "Malformed JSON, a wrong type, an unknown field, or JSON nested more than "
     f"{MAX_DEPTH} levels deep in a field.",
     401: "Missing, unknown or revoked API key.",
-    404: "No notification with this id belongs to your API key.",
+    404: "Nothing with this id (notification, recipient, push token) belongs to your API key.",
     406: "The request does not accept text/event-stream.",
     409: "Conflict (see detail).",
     413: "Request body over 1 MiB.",

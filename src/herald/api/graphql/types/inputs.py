@@ -7,7 +7,7 @@ after the nesting limit has been checked on the JSON fields, so no rule is writt
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import strawberry
@@ -16,6 +16,8 @@ from herald.api.graphql.types.enums import Channel, Priority, Status
 from herald.api.graphql.types.scalars import JSON
 from herald.errors import FieldProblem, InvalidInput
 from herald.notifications import model, nesting
+
+_T = TypeVar("_T")
 
 
 @strawberry.input(description="A WhatsApp template: the alternative to `body`.")
@@ -72,15 +74,21 @@ class NotificationInput:
         }
         if self.priority is not None:
             raw["priority"] = self.priority.value
-        try:
-            return msgspec.convert(raw, model.NotificationInput, from_attributes=False)
-        except msgspec.ValidationError as exc:
-            message, _, where = str(exc).partition(" - at `$.")
-            where = where.rstrip("`").replace("[...]", "")
-            path = f"{field}.{_camel(where)}" if where else field
-            raise InvalidInput(
-                f"{path} {message}", problems=[FieldProblem(path, _lower(message))]
-            ) from None
+        return convert(raw, model.NotificationInput, field)
+
+
+def convert(raw: dict[str, Any], into: type[_T], field: str) -> _T:
+    """A GraphQL input's values as the domain's input struct; a type error is InvalidInput
+    naming the argument path (`input.data`)."""
+    try:
+        return msgspec.convert(raw, into, from_attributes=False)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$.")
+        where = where.rstrip("`").replace("[...]", "")
+        path = f"{field}.{_camel(where)}" if where else field
+        raise InvalidInput(
+            f"{path} {message}", problems=[FieldProblem(path, _lower(message))]
+        ) from None
 
 
 def _camel(path: str) -> str:
