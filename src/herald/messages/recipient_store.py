@@ -166,13 +166,6 @@ _EVENTS_OF = text(
        AND e.detail IS NOT NULL
     """
 )
-_MASK_NOTIFICATION = text(
-    """
-    UPDATE notifications SET recipient = :recipient, subject = :subject, body = :body,
-                             html = :html, error = :error
-     WHERE id = :id
-    """
-)
 _MASK_EVENT = text("UPDATE notification_events SET detail = :detail WHERE id = :id")
 _CONTENT = ("subject", "body", "html", "error")
 
@@ -234,7 +227,7 @@ async def erase(
         for h in history
     ]
     if masked:
-        await conn.execute(_MASK_NOTIFICATION, masked)
+        await transitions.rewrite_addresses(conn, masked)
     details = [
         {"id": e.id, "detail": new}
         for e in (await conn.execute(_EVENTS_OF, keys))

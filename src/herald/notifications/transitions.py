@@ -448,3 +448,18 @@ async def take_back_abandoned(
         },
     )
     return [_moved(row) for row in rows]
+
+
+_REWRITE_ADDRESSES = text(
+    """
+    UPDATE notifications SET recipient = :recipient, subject = :subject, body = :body,
+                             html = :html, error = :error
+     WHERE id = :id
+    """
+)
+
+
+async def rewrite_addresses(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Replace the address and content of notifications (a deleted recipient's, masked); the
+    status is left alone. Here because every UPDATE of notifications is."""
+    await connection.execute(_REWRITE_ADDRESSES, rows)
