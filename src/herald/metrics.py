@@ -140,7 +140,8 @@ reconciler_runs = Counter(
 reconciler_recovered = Counter(
     "herald_reconciler_recovered",
     "Notifications the reconciler put back on a queue, by reason "
-    "(lost: due but not in Redis; lease_expired: its worker died; scheduled: time has come).",
+    "(lost: due but not in Redis; lease_expired: its worker died; scheduled: time has come; "
+    "fallback: a message's next channel accepted by the sweep).",
     ["reason"],
 )
 status_events_published = Counter(
@@ -196,7 +197,7 @@ def prime(queues: Iterable[str], providers: Mapping[str, str]) -> None:
         for source in ("local", "pubsub"):
             worker_wakeups.labels(queue, source)
         worker_loop_up.labels(queue)
-    for reason in ("lease_expired", "lost", "scheduled"):
+    for reason in ("lease_expired", "lost", "scheduled", "fallback"):
         reconciler_recovered.labels(reason)
     for table in ("notifications", "idempotency_keys"):
         retention_deleted.labels(table)

@@ -8,26 +8,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from tests.messages.routing_fixtures import ALERT, FALLBACK
 from tests.messages.support import Providers, put, send, statuses, wait_message, welcome_jane
 from tests.support.standin import Answer
-
-ALERT: dict[str, Any] = {
-    "category": "account",
-    "default_locale": "en",
-    "locales": {
-        "en": {
-            "push": {"title": "Sign-in", "body": "New sign-in, {{ name }}"},
-            "sms": {"body": "New sign-in, {{ name }}"},
-        }
-    },
-}
-FALLBACK = {
-    "template": "alert",
-    "recipient": "user-42",
-    "data": {"name": "Jane"},
-    "routing": "fallback",
-    "channels": ["push", "sms"],
-}
 
 
 def _unregistered(token: str, n: int) -> tuple[int, dict[str, Any]]:

@@ -246,6 +246,12 @@ class Message(Base):
     __table_args__ = (
         CheckConstraint(sql_in("routing", ROUTINGS), name="routing"),
         Index("ix_messages_key_created", "api_key_id", text("created_at DESC"), text("id DESC")),
+        # The reconciler's fallback sweep (migration 0009).
+        Index(
+            "ix_messages_fallback_pending",
+            "created_at",
+            postgresql_where=text("routing = 'fallback' AND jsonb_array_length(pending) > 0"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)

@@ -148,6 +148,36 @@ async def lock_to_fall_back(
     return [row for row in locked if row.id in failed]
 
 
+# The sweep's candidates: fallback messages with a channel left whose notifications all failed
+# (walked through the partial index ix_messages_fallback_pending, oldest first). A message
+# another transaction holds (the hook falling back) is skipped: it is being dealt with.
+_LOCK_LEFT_BEHIND = text(
+    """
+    SELECT m.id, m.api_key_id, m.recipient_id, m.pending
+      FROM messages m
+     WHERE m.routing = 'fallback' AND jsonb_array_length(m.pending) > 0
+       AND EXISTS (SELECT 1 FROM notifications n WHERE n.message_id = m.id)
+       AND NOT EXISTS (SELECT 1 FROM notifications n
+                        WHERE n.message_id = m.id AND n.status <> 'failed')
+     ORDER BY m.created_at
+     LIMIT :batch
+       FOR UPDATE OF m SKIP LOCKED
+    """
+)
+
+
+async def lock_left_behind(connection: AsyncConnection, batch: int) -> list[Row[Any]]:
+    """Up to `batch` fallback messages whose notifications all failed and whose next channel
+    was never accepted, locked until the caller commits. "All failed" is asked again after
+    the lock, in a statement of its own, as in `lock_to_fall_back`: a fallback committed
+    between this statement's snapshot and its lock is then seen."""
+    locked = list((await connection.execute(_LOCK_LEFT_BEHIND, {"batch": batch})).all())
+    if not locked:
+        return []
+    failed = set((await connection.scalars(_ALL_FAILED, {"ids": [row.id for row in locked]})).all())
+    return [row for row in locked if row.id in failed]
+
+
 async def take_pending(connection: AsyncConnection, message_id: uuid.UUID) -> None:
     """Drop the first pending channel (its notifications were just accepted)."""
     await connection.execute(

@@ -11,6 +11,9 @@ advisory lock; the others skip the pass):
 2. `queued`, `retrying` and `scheduled` rows due for longer than `RECONCILE_GRACE_SECONDS`
    have their delivery job enqueued again. The job id names the attempt, so if the job is
    still in Redis (a backlog, not a loss) this is a no-op; only lost jobs are re-created.
+3. Fallback messages whose notifications all failed but whose next channel was never
+   accepted (the delivery's fallback hook could not write, or step 1 failed the last attempt)
+   fall back now (`herald.messages.fallback.sweep`, up to `_FALLBACK_BATCH` a pass).
 
 This is what makes a lost Redis write, a flushed Redis, a crash between commit and enqueue,
 or a SIGKILL harmless, without waiting for arq's in-progress expiry.
@@ -24,6 +27,7 @@ import structlog
 from sqlalchemy import func, select
 
 from herald import metrics
+from herald.messages import fallback
 from herald.notifications import store, transitions
 from herald.queue import WorkerRuntime
 from herald.queue.control import HEARTBEAT_SECONDS
@@ -36,6 +40,7 @@ log = structlog.get_logger()
 _LOCK_KEY = 0x48524C44_52434E43 & 0x7FFFFFFFFFFFFFFF
 # Bounds one pass, so a huge backlog is worked through over several passes.
 _BATCH = 2000
+_FALLBACK_BATCH = 200
 
 
 async def reconcile_once(resources: Resources) -> dict[str, int] | None:
@@ -58,13 +63,16 @@ async def reconcile_once(resources: Resources) -> dict[str, int] | None:
         reasons = ["lease_expired"] * len(retrying) + [
             "scheduled" if n.status == Status.SCHEDULED else "lost" for n in overdue
         ]
+        # After the deliveries above, so `uow.enqueued` still lines up with `reasons`.
+        fell_back = await fallback.sweep(uow, settings.max_attempts, _FALLBACK_BATCH)
     metrics.reconciler_runs.inc()
 
-    recovered = {"lease_expired": 0, "lost": 0, "scheduled": 0}
+    recovered = {"lease_expired": 0, "lost": 0, "scheduled": 0, "fallback": fell_back}
     for reason, was_created in zip(reasons, uow.enqueued, strict=False):
         if was_created:
             recovered[reason] += 1
             metrics.reconciler_recovered.labels(reason).inc()
+    metrics.reconciler_recovered.labels("fallback").inc(fell_back)
     if any(recovered.values()):
         log.warning("reconciler.recovered", **recovered)
     return recovered
