@@ -155,7 +155,7 @@ status_events_dropped = Counter(
 retention_deleted = Counter(
     "herald_retention_deleted",
     "Rows deleted by retention: finished notifications past RETENTION_DAYS (their events go with "
-    "them) and expired idempotency keys.",
+    "them), messages past it with no notification left, and expired idempotency keys.",
     ["table"],
 )
 rate_limit_waits = Counter(
@@ -199,7 +199,7 @@ def prime(queues: Iterable[str], providers: Mapping[str, str]) -> None:
         worker_loop_up.labels(queue)
     for reason in ("lease_expired", "lost", "scheduled", "fallback"):
         reconciler_recovered.labels(reason)
-    for table in ("notifications", "idempotency_keys"):
+    for table in ("notifications", "messages", "idempotency_keys"):
         retention_deleted.labels(table)
     for channel, provider in providers.items():
         rate_limit_waits.labels(channel)

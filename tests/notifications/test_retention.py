@@ -69,7 +69,7 @@ async def test_old_finished_history_goes_and_everything_else_stays(api_key: str)
 
             deleted = await retention.retain_once(app.state.resources)
 
-            assert deleted == {"notifications": 2300, "idempotency_keys": 1500}
+            assert deleted == {"notifications": 2300, "messages": 0, "idempotency_keys": 1500}
             remaining = {r["id"] for r in await db.fetch("SELECT id FROM notifications")}
             assert remaining == {n.id for n in waiting + recent}
             events_after = await db.fetchval("SELECT count(*) FROM notification_events")
@@ -99,6 +99,7 @@ async def test_zero_days_keeps_every_notification(api_key: str) -> None:
             )
             assert await retention.retain_once(app.state.resources) == {
                 "notifications": 0,
+                "messages": 0,
                 "idempotency_keys": 0,
             }
             assert await db.fetchval("SELECT count(*) FROM notifications") == 1

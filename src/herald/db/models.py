@@ -246,6 +246,8 @@ class Message(Base):
     __table_args__ = (
         CheckConstraint(sql_in("routing", ROUTINGS), name="routing"),
         Index("ix_messages_key_created", "api_key_id", text("created_at DESC"), text("id DESC")),
+        # Retention (migration 0009).
+        Index("ix_messages_created", "created_at"),
         # The reconciler's fallback sweep (migration 0009).
         Index(
             "ix_messages_fallback_pending",

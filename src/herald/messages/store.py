@@ -184,3 +184,26 @@ async def take_pending(connection: AsyncConnection, message_id: uuid.UUID) -> No
         text("UPDATE messages SET pending = pending - 0, updated_at = now() WHERE id = :id"),
         {"id": message_id},
     )
+
+
+# Retention: messages older than the cutoff none of whose notifications is left (retention
+# deletes a message's notifications first, once they are finished; a message with a
+# notification still waiting or being sent is kept, however old).
+_DELETE_EMPTY_BEFORE = text(
+    """
+    DELETE FROM messages WHERE id IN (
+        SELECT m.id FROM messages m
+         WHERE m.created_at < :cutoff
+           AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.message_id = m.id)
+         ORDER BY m.created_at
+         LIMIT :batch
+           FOR UPDATE OF m SKIP LOCKED)
+    """
+)
+
+
+async def delete_empty_before(connection: AsyncConnection, cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` messages created before `cutoff` whose notifications are all
+    gone; how many."""
+    result = await connection.execute(_DELETE_EMPTY_BEFORE, {"cutoff": cutoff, "batch": batch})
+    return int(result.rowcount)

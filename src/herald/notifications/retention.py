@@ -2,7 +2,8 @@
 
 Every `RETENTION_INTERVAL_SECONDS` a worker process deletes notifications finished (sent,
 delivered, failed, cancelled) more than `RETENTION_DAYS` ago, with their events (the foreign
-key cascades), and idempotency records past their expiry. Each batch is its own short
+key cascades), then messages (`POST /v1/messages`) older than that none of whose
+notifications is left, and idempotency records past their expiry. Each batch is its own short
 transaction holding a transaction-scoped advisory lock, so no lock is held for long, a
 replica that finds the lock taken skips its pass, and the API and the deliveries never wait
 behind a long delete. A pass stops after `MAX_BATCHES` and carries on at the next one, so a
@@ -18,6 +19,7 @@ import structlog
 from sqlalchemy import func, select
 
 from herald import metrics
+from herald.messages import store as messages_store
 from herald.notifications import store
 from herald.queue import WorkerRuntime
 from herald.resources import Resources
@@ -34,7 +36,7 @@ async def retain_once(resources: Resources) -> dict[str, int] | None:
     """One pass; None when another replica holds the lock. Returns what was deleted."""
     days = resources.settings.retention_days
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    deleted = {"notifications": 0, "idempotency_keys": 0}
+    deleted = {"notifications": 0, "messages": 0, "idempotency_keys": 0}
     for _ in range(MAX_BATCHES):
         async with resources.worker_engine.begin() as connection:
             if not await connection.scalar(select(func.pg_try_advisory_xact_lock(_LOCK_KEY))):
@@ -42,12 +44,17 @@ async def retain_once(resources: Resources) -> dict[str, int] | None:
             notifications = (
                 await store.delete_finished_before(connection, cutoff, BATCH) if days else 0
             )
+            messages = (
+                await messages_store.delete_empty_before(connection, cutoff, BATCH) if days else 0
+            )
             keys = await store.delete_expired_idempotency_records(connection, BATCH)
         deleted["notifications"] += notifications
+        deleted["messages"] += messages
         deleted["idempotency_keys"] += keys
         metrics.retention_deleted.labels("notifications").inc(notifications)
+        metrics.retention_deleted.labels("messages").inc(messages)
         metrics.retention_deleted.labels("idempotency_keys").inc(keys)
-        if notifications < BATCH and keys < BATCH:
+        if notifications < BATCH and messages < BATCH and keys < BATCH:
             break
     if any(deleted.values()):
         log.info("retention.deleted", older_than_days=days, **deleted)

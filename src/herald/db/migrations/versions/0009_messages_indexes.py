@@ -1,7 +1,8 @@
-"""messages: a partial index for the reconciler's fallback sweep
+"""messages: indexes for the reconciler's fallback sweep and for retention
 
 The sweep (`herald.messages.fallback.sweep`) looks for fallback messages that still have a
-channel to try; this index holds only those rows, oldest first.
+channel to try; `ix_messages_fallback_pending` holds only those rows, oldest first.
+Retention deletes messages by age: `ix_messages_created`.
 
 Revision ID: 0009
 Revises: 0008
@@ -19,6 +20,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_messages_created", "messages", ["created_at"])
     op.create_index(
         "ix_messages_fallback_pending",
         "messages",
@@ -29,3 +31,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_messages_fallback_pending", table_name="messages")
+    op.drop_index("ix_messages_created", table_name="messages")
