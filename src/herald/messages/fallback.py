@@ -54,12 +54,21 @@ async def after_failed_for_good(
 
 async def sweep(uow: UnitOfWork, max_attempts: int, batch: int) -> int:
     """Fall back, in this unit of work, for up to `batch` fallback messages whose
-    notifications all failed but whose next channel was not accepted; how many."""
-    found = await messages_store.lock_left_behind(uow.connection, batch)
-    await _fall_back(uow, max_attempts, found)
-    for message in found:
+    notifications all failed but whose next channel was not accepted; how many did. Each in
+    a savepoint: a message that cannot fall back is logged (`message.fallback_sweep_failed`)
+    and tried again next pass, and never fails the reconciler's pass around it."""
+    fell_back = 0
+    for message in await messages_store.lock_left_behind(uow.connection, batch):
+        try:
+            async with uow.connection.begin_nested():
+                await _fall_back(uow, max_attempts, [message])
+        except Exception as exc:
+            log.exception("message.fallback_sweep_failed", message_id=str(message.id))
+            report_exception(exc)
+            continue
+        fell_back += 1
         log.warning("message.fallback_swept", message_id=str(message.id))
-    return len(found)
+    return fell_back
 
 
 async def _fall_back(uow: UnitOfWork, max_attempts: int, messages: Sequence[Any]) -> None:
