@@ -102,9 +102,10 @@ async def test_a_lost_hook_write_is_made_good_by_the_sweep_and_the_sms_is_sent(
 
     recovered = await reconciler.reconcile_once(app.state.resources)
     assert recovered is not None
-    assert recovered["fallback"] == 1
+    assert recovered["fallback"] >= 1  # ours (the shared database may hold others)
     assert await _count(engine, accepted["id"]) == 2
-    assert (await reconciler.reconcile_once(app.state.resources) or {})["fallback"] == 0
+    await reconciler.reconcile_once(app.state.resources)
+    assert await _count(engine, accepted["id"]) == 2  # once is enough
 
     done = await _sent_by_workers(providers, api_key, accepted["id"])
     assert statuses(done) == {"push": "failed", "sms": "sent"}
@@ -126,7 +127,7 @@ async def test_a_notification_failed_by_the_reconciler_falls_back(
 
     recovered = await reconciler.reconcile_once(app.state.resources)
     assert recovered is not None
-    assert recovered["fallback"] == 1
+    assert recovered["fallback"] >= 1  # ours (the shared database may hold others)
     done = await _sent_by_workers(providers, api_key, accepted["id"])
     assert statuses(done) == {"push": "failed", "sms": "sent"}
     push = next(n for n in done["notifications"] if n["channel"] == "push")
@@ -158,3 +159,28 @@ async def test_the_hook_and_the_sweep_racing_fall_back_once(
     message = await wait_message(client, api_key, accepted["id"], lambda m: True)
     assert [n["channel"] for n in message["notifications"]] == ["push", "sms"]
     assert message.get("pending", []) == []
+
+
+async def test_a_message_that_cannot_fall_back_does_not_stop_the_others_or_the_pass(
+    api_only: tuple[Litestar, httpx.AsyncClient],
+    api_key: str,
+    engine: AsyncEngine,
+) -> None:
+    app, client = api_only
+    broken, good = [await _accepted(client, api_key) for _ in range(2)]
+    for message in (broken, good):
+        await _end_push(engine, message["notifications"][0]["id"], "failed")
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                'UPDATE messages SET pending = \'[{"channel": "sms", "notifications":'
+                ' [{"not": "an input"}]}]\' WHERE id = :id'
+            ),
+            {"id": uuid.UUID(broken["id"])},
+        )
+
+    recovered = await reconciler.reconcile_once(app.state.resources)
+    assert recovered is not None
+    assert recovered["fallback"] >= 1  # ours (the shared database may hold others)
+    assert await _count(engine, good["id"]) == 2
+    assert await _count(engine, broken["id"]) == 1  # left for the next pass, still pending

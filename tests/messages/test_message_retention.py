@@ -34,7 +34,7 @@ async def test_old_messages_go_with_their_last_notification_and_others_stay(
                 for message, age in ((finished, "40 days"), (recent, "0 days")):
                     await connection.execute(
                         text(
-                            "UPDATE notifications SET status = 'failed',"
+                            "UPDATE notifications SET status = 'sent',"
                             f" updated_at = now() - interval '{age}' WHERE message_id = :id"
                         ),
                         {"id": uuid.UUID(message["id"])},
