@@ -3,6 +3,7 @@ right movement, and log lines with context, masked addresses and no content or s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +49,9 @@ FAMILIES = {
 }
 
 
+JOB = {"queue": "sms", "function": "deliver.sms"}
+
+
 def parse(text: str) -> dict[str, Any]:
     return {family.name: family for family in text_string_to_metric_families(text)}
 
@@ -85,7 +89,17 @@ async def test_a_delivery_moves_every_metric_family_by_the_right_amount(
         created = (await client.post("/v1/notifications", json=SMS, headers=auth(key))).json()
         await wait_status(client, key, created["id"])
         await client.get("/health/live")
-        after = parse((await client.get("/metrics")).text)
+        # The row is `sent` as soon as the outcome's batch commits; the job that wrote it
+        # returns to arq (and counts as finished) a moment later: wait for that, not a sleep.
+        deadline = time.monotonic() + 10
+        while True:
+            after = parse((await client.get("/metrics")).text)
+            finished = value(after, "herald_job_duration_seconds_count", **JOB) - value(
+                before, "herald_job_duration_seconds_count", **JOB
+            )
+            if finished >= 2 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
 
     for name, kind in FAMILIES.items():
         assert name in after, f"{name} missing"
@@ -94,7 +108,7 @@ async def test_a_delivery_moves_every_metric_family_by_the_right_amount(
     def moved(sample: str, **labels: str) -> float:
         return value(after, sample, **labels) - value(before, sample, **labels)
 
-    job = {"queue": "sms", "function": "deliver.sms"}
+    job = JOB
     assert moved("herald_jobs_enqueued_total", **job) == 2  # first attempt, then the retry
     assert moved("herald_jobs_started_total", **job) == 2
     assert moved("herald_jobs_succeeded_total", **job) == 2
