@@ -3,13 +3,11 @@ database (the dashboard reads and acts on what is there, whoever wrote it)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -26,8 +24,6 @@ PASSWORD = "correct horse battery staple"
 PASSWORD_HASH = hash_password(PASSWORD)
 SECRET = "dashboard-test-secret"
 BASE = "/dashboard"
-
-T = TypeVar("T")
 
 
 def dashboard_settings(**overrides: Any) -> Settings:
@@ -184,19 +180,6 @@ class Rows:
 @pytest.fixture
 async def rows(db: AsyncEngine) -> Rows:
     return Rows(db)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], timeout: float = 15, what: str = ""
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.05)
 
 
 async def db_counts(rows: Rows, queue: str) -> dict[str, int]:

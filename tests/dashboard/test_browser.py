@@ -27,11 +27,11 @@ from tests.dashboard.conftest import (
     Rows,
     dashboard_env,
     db_counts,
-    eventually,
 )
 from tests.notifications.conftest import new_key
 from tests.support.process import ROOT, HeraldProcess
 from tests.support.standin import Answer, TwilioStandIn, accept
+from tests.support.waiting import eventually
 
 from herald.logging import mask_address
 

@@ -20,10 +20,10 @@ from tests.dashboard.conftest import (
     csrf_of,
     dashboard_settings,
     db_counts,
-    eventually,
     session_csrf,
     sign_in,
 )
+from tests.support.waiting import eventually
 
 from herald.app import create_app
 from herald.dashboard.state import Dashboard

@@ -9,7 +9,6 @@ waiting count, never through timing.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from tests.api.graphql.conftest import graphql
 from tests.conftest import DATABASE_URL, make_settings, running_app
 from tests.notifications.conftest import auth, new_key, wait_status
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 
 SEND = "mutation Send($input: NotificationInput!) { sendNotification(input: $input) { id status } }"
 
@@ -37,16 +37,6 @@ def sms(i: int) -> dict[str, Any]:
 
 def _dsn() -> str:
     return make_url(DATABASE_URL).set(drivername="postgresql").render_as_string(False)
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 15
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -78,7 +68,7 @@ async def held_commit(groups: SubmissionGroups) -> AsyncIterator[Held]:
             )
             return bool(blocked) and groups.waiting >= count
 
-        await wait_for(ready, f"a commit in flight and {count} submissions waiting")
+        await eventually(ready, what=f"a commit in flight and {count} submissions waiting")
 
     try:
         yield Held(until_waiting, locker)
@@ -254,7 +244,9 @@ async def test_a_group_meeting_a_postgres_outage_answers_each_503_and_stores_not
                 response = await client.post("/v1/notifications", json=sms(5), headers=auth(key))
                 return response.status_code == 202
 
-            await wait_for(back, "submissions to go through once Postgres is back", timeout=30)
+            await eventually(
+                back, timeout=30, what="submissions to go through once Postgres is back"
+            )
     finally:
         proxy.stop()
 
