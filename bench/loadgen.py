@@ -1,9 +1,10 @@
 """The HTTP load generator, in a process of its own: `python -m bench.loadgen SPEC OUT`.
 
-SPEC is a JSON file; the result is written to OUT as JSON. Runs under uvloop with one
-`httpx.AsyncClient` holding up to `concurrency` keep-alive connections, opened (with
-`GET /health/live`) before the clock starts. Request bodies are encoded before the clock
-starts too, so the generator spends as little CPU as it can while it measures.
+SPEC is a JSON file; the result is written to OUT as JSON. Runs under uvloop with
+`concurrency` keep-alive connections of `bench.http_client` (httpx cost more CPU than the
+servers it measured), opened (with `GET /health/live`) before the clock starts. Requests are
+encoded before the clock starts too, so the generator spends as little CPU as it can while it
+measures.
 
 Modes:
 
@@ -37,32 +38,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvloop
 
+from bench.http_client import Pool
 from bench.pacing import Schedule
 from bench.serve import message_payloads, payloads
 from bench.stats import percentile
 
 
-def _client(spec: dict[str, Any]) -> httpx.AsyncClient:
-    concurrency = int(spec["concurrency"])
-    return httpx.AsyncClient(
-        base_url=spec["url"],
-        headers={"Authorization": f"Bearer {spec['key']}"},
-        # Idle connections are dropped before uvicorn's keep-alive timeout (5 s) closes them,
-        # so a request never races the server closing its connection.
-        limits=httpx.Limits(
-            max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=3
-        ),
-        timeout=httpx.Timeout(60.0, pool=60.0),
-    )
-
-
-async def _open_connections(client: httpx.AsyncClient, count: int) -> None:
-    responses = await asyncio.gather(*(client.get("/health/live") for _ in range(count)))
-    for response in responses:
-        response.raise_for_status()
+def _pool(spec: dict[str, Any]) -> Pool:
+    return Pool(spec["url"], int(spec["concurrency"]), {"Authorization": f"Bearer {spec['key']}"})
 
 
 @contextlib.contextmanager
@@ -122,23 +107,26 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
             json.dumps({"notifications": items[i : i + batch]}).encode()
             for i in range(0, total, batch)
         ]
-    headers = {"Content-Type": "application/json"}
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     errors: list[str] = []
     accepted = 0
     next_body = 0
 
-    async with _client(spec) as client:
-        await _open_connections(client, concurrency)
+    pool = _pool(spec)
+    try:
+        await pool.open()
+        requests = [pool.connections[0].prepare("POST", path, b, "application/json") for b in bodies]
+        idle = list(pool.connections)
 
         async def worker() -> None:
             nonlocal next_body, accepted
-            while next_body < len(bodies):
-                body = bodies[next_body]
+            connection = idle.pop()
+            while next_body < len(requests):
+                request = requests[next_body]
                 next_body += 1
                 sent = time.perf_counter()
-                response = await client.post(path, content=body, headers=headers)
+                response = await connection.send(request)
                 latencies.append((time.perf_counter() - sent) * 1000)
                 statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
                 if response.status_code == 202:
@@ -147,6 +135,8 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
                     errors.append(f"{response.status_code}: {response.text[:300]}")
 
         started, elapsed = await _timed(worker, concurrency)
+    finally:
+        pool.close()
     return {
         "started_at": started,
         "finished_at": started + elapsed,
@@ -235,14 +225,17 @@ async def get(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     errors: list[str] = []
 
-    async with _client(spec) as client:
-        await _open_connections(client, int(spec["concurrency"]))
+    pool = _pool(spec)
+    try:
+        await pool.open()
         # Warm up: the key lookup, the statement cache, each connection's first request.
         for notification_id in ids[:20]:
-            (await client.get(f"/v1/notifications/{notification_id}")).raise_for_status()
+            response = await pool.request("GET", f"/v1/notifications/{notification_id}")
+            if response.status_code != 200:
+                raise RuntimeError(f"warm-up GET answered {response.status_code}")
 
         async def one(notification_id: str, due: float) -> None:
-            response = await client.get(f"/v1/notifications/{notification_id}")
+            response = await pool.request("GET", f"/v1/notifications/{notification_id}")
             latencies.append((time.perf_counter() - due) * 1000)
             statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
             if response.status_code != 200 and len(errors) < 5:
@@ -257,6 +250,8 @@ async def get(spec: dict[str, Any]) -> dict[str, Any]:
                 tasks.append(asyncio.create_task(one(ids[n % len(ids)], due)))
             await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
             elapsed = time.perf_counter() - schedule.start
+    finally:
+        pool.close()
     return {
         "started_at": started,
         "elapsed_s": elapsed,
