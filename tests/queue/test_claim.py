@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 import redis.asyncio as aioredis
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 
 from herald.queue import JobQueue, Priority, registry
-from herald.queue.worker import HeraldWorker, build_worker, create_worker_redis
+from herald.queue.worker import HeraldWorker, Picked, build_worker, create_worker_redis
 from tests.conftest import REDIS_URL
 
 
@@ -40,13 +40,8 @@ async def worker() -> AsyncIterator[HeraldWorker]:
     await built.close()
 
 
-async def claim(worker: HeraldWorker, free: int) -> list[tuple[bytes, bytes]]:
-    now = int(time.time() * 1000)
-    ttl = int(worker.in_progress_timeout_s * 1000)
-    entries = await worker._claim(
-        keys=[worker.queue_name], args=[now, 1000, free, in_progress_key_prefix, ttl]
-    )
-    return list(zip(entries[::2], entries[1::2], strict=True))
+async def claim(worker: HeraldWorker, free: int) -> list[Picked]:
+    return await worker.claim(free)
 
 
 async def test_claims_free_due_jobs_in_queue_order_and_marks_them_in_progress(
@@ -62,9 +57,13 @@ async def test_claims_free_due_jobs_in_queue_order_and_marks_them_in_progress(
 
     claimed = await claim(worker, free=5)
 
-    assert [job_id for job_id, _ in claimed] == [b"high", b"normal"]
+    assert [job_id for job_id, *_ in claimed] == [b"high", b"normal"]
     scores = dict(await redis.zrange(worker.queue_name, 0, -1, withscores=True))
-    assert [float(score) for _, score in claimed] == [scores[b"high"], scores[b"normal"]]
+    assert [float(score) for _, score, *_ in claimed] == [scores[b"high"], scores[b"normal"]]
+    # The claim reads each job's payload and counts its first try, as arq's run_job does.
+    for job_id, _, payload, job_try in claimed:
+        assert payload == await redis.get(job_key_prefix + job_id.decode())
+        assert job_try == 1 == int(await redis.get(retry_key_prefix + job_id.decode()))
     for job_id in (b"high", b"normal"):
         ttl = await redis.pttl(in_progress_key_prefix + job_id.decode())
         assert 0 < ttl <= worker.in_progress_timeout_s * 1000
@@ -117,8 +116,8 @@ async def test_a_dead_workers_pick_frees_within_its_short_lease_and_a_running_jo
     # A process picks the job, then dies (SIGKILL) before starting it.
     dead = make("test-dead")
 
-    async def die(claimed: list[tuple[bytes, bytes]]) -> None:
-        assert [job_id for job_id, _ in claimed] == [b"picked"]
+    async def die(claimed: list[Picked]) -> None:
+        assert [job_id for job_id, *_ in claimed] == [b"picked"]
 
     dead._run_claimed = die  # type: ignore[method-assign]
     await dead._poll_iteration()

@@ -1,12 +1,10 @@
 """Deliveries' claims and outcomes written in batches: one statement for many attempts.
 
 Each delivery job still runs alone (its own claim, its own provider call, its own outcome),
-but it hands its claim and its outcome to a `Batcher`, which writes whatever has gathered
-in one statement (`transitions.claim_many`, `transitions.finish_many`) and answers each job
-with its own row. There is no timer: the first item starts a flush after one turn of the
-event loop (so the jobs a worker picked in one poll, which start in the same turn, go
-together), and what arrives while a flush is in flight goes in the next one. An idle process
-adds no latency; a busy one writes bigger batches, not more statements.
+but it hands its claim and its outcome to a `herald.batching.Batcher`, which writes whatever
+has gathered in one statement (`transitions.claim_many`, `transitions.finish_many`) and
+answers each job with its own row (the jobs a worker picked in one poll start in the same
+turn of the event loop, so their claims go together).
 
 What the guarantees rely on is unchanged: a claim per (notification, attempt) that only
 that attempt's job can win (a pair given twice in one batch is answered to one job only, the
@@ -17,61 +15,18 @@ own write (`delivery._with_db_retry`) or gives up as it did alone.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 
+from herald.batching import Batcher
 from herald.channels import Message
 from herald.notifications import transitions
 
 if TYPE_CHECKING:
     from herald.resources import Resources
-
-In = TypeVar("In")
-Out = TypeVar("Out")
-
-
-class Batcher(Generic[In, Out]):
-    """Gathers items and runs `write(items) -> results` (same order) for each batch."""
-
-    def __init__(self, write: Callable[[list[In]], Awaitable[list[Out]]], max_size: int) -> None:
-        self._write = write
-        self._max_size = max_size
-        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def submit(self, item: In) -> Out:
-        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if self._flusher is None or self._flusher.done():
-            # A context of its own: the flush must not log as the job that started it.
-            self._flusher = asyncio.create_task(
-                self._flush(), name="herald-delivery-batch", context=contextvars.Context()
-            )
-        return await future
-
-    async def _flush(self) -> None:
-        while self._pending:
-            await asyncio.sleep(0)  # the jobs started in this same turn join the batch
-            batch = self._pending[: self._max_size]
-            del self._pending[: self._max_size]
-            try:
-                results = await self._write([item for item, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # its job was cancelled meanwhile
-                    future.set_result(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +60,7 @@ class DeliveryBatches:
         self._max = resources.settings.delivery_batch_max
         self._claims: dict[str, Batcher[ClaimRequest, Claimed | None]] = {}
         self.finish: Batcher[Finished, transitions.Moved | None] = Batcher(
-            self._finish_batch, self._max
+            self._finish_batch, self._max, "herald-delivery-outcomes"
         )
 
     def claims(
@@ -117,7 +72,7 @@ class DeliveryBatches:
             async def write(items: list[ClaimRequest]) -> list[Claimed | None]:
                 return await self._claim_batch(items, lease, provider)
 
-            batcher = self._claims[channel] = Batcher(write, self._max)
+            batcher = self._claims[channel] = Batcher(write, self._max, "herald-delivery-claims")
         return batcher
 
     async def _claim_batch(

@@ -7,8 +7,13 @@ What we change in arq (see ARCHITECTURE.md section 2):
   within `poll_delay`.
 - Picking reads only due jobs that are not already running elsewhere and never more than
   there are free slots, so the next poll sees the newest high-priority jobs; and it claims
-  them in the same Lua call (sets their in-progress keys), where arq's `start_jobs` spends
-  four round trips per job (WATCH, EXISTS, ZSCORE, MULTI/EXEC) to do the same atomically.
+  them in the same Lua call (sets their in-progress keys, counts their tries, reads their
+  payloads), where arq's `start_jobs` and `run_job` spend five round trips per job (WATCH,
+  EXISTS, ZSCORE, MULTI/EXEC, then a pipeline) to do the same.
+- A finished job's bookkeeping (arq's `finish_job`: its keys deleted, or its in-progress
+  key freed when it is to run again) is written with that of the other jobs that finished in
+  the same turn of the event loop, in one MULTI/EXEC (`herald.batching.Batcher`), not one
+  transaction per job. A job's slot frees once its bookkeeping is written, as in arq.
 - A picked job's in-progress key lives `IN_PROGRESS_LEASE_SECONDS` (6 s), refreshed every 2 s
   while it runs, instead of arq's job timeout + 10 s: after a SIGKILL, the jobs the process
   had picked but not yet claimed in Postgres are picked again within seconds (the claim in
@@ -27,14 +32,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.jobs import deserialize_job_raw
+from arq.utils import ms_to_datetime, timestamp_ms
 from arq.worker import Retry, Worker, func
 
 from herald import metrics
+from herald.batching import Batcher
 from herald.queue.context import JobContext
 from herald.queue.keys import due_time_ms, queue_key
 from herald.queue.lag import LagGuard
@@ -57,9 +66,11 @@ IN_PROGRESS_LEASE_SECONDS = 6.0
 
 _CLAIM_LUA = """
 -- KEYS[1] queue; ARGV: now ms, how many ids to scan at most, how many to claim, in-progress
--- prefix, in-progress ttl ms. Reads the head of the queue in small pages, skipping jobs some
--- worker already runs, and claims (sets the in-progress key of) each free due job until it
--- has as many as the caller has free slots. Returns {id1, score1, id2, score2, ...}.
+-- prefix, in-progress ttl ms, job prefix, retry prefix. Reads the head of the queue in small
+-- pages, skipping jobs some worker already runs, and claims each free due job (sets its
+-- in-progress key, counts the try as arq's run_job does) until it has as many as the caller
+-- has free slots. Returns {id1, score1, payload1, try1, id2, ...}; a payload is nil when the
+-- job's key expired.
 local wanted = tonumber(ARGV[3])
 local limit = tonumber(ARGV[2])
 local page = math.max(wanted * 2, 16)
@@ -69,12 +80,17 @@ while offset < limit do
   local entries = redis.call(
     'ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, page)
   for i = 1, #entries, 2 do
-    local key = ARGV[4] .. entries[i]
+    local id = entries[i]
+    local key = ARGV[4] .. id
     if redis.call('EXISTS', key) == 0 then
       redis.call('SET', key, '1', 'PX', ARGV[5])
-      claimed[#claimed + 1] = entries[i]
+      local tries = redis.call('INCR', ARGV[7] .. id)
+      redis.call('EXPIRE', ARGV[7] .. id, 88400)
+      claimed[#claimed + 1] = id
       claimed[#claimed + 1] = entries[i + 1]
-      if #claimed >= wanted * 2 then return claimed end
+      claimed[#claimed + 1] = redis.call('GET', ARGV[6] .. id)
+      claimed[#claimed + 1] = tries
+      if #claimed >= wanted * 4 then return claimed end
     end
   end
   if #entries < page * 2 then return claimed end
@@ -82,6 +98,21 @@ while offset < limit do
 end
 return claimed
 """
+
+
+# A claimed job: its id, score, payload (None when its key expired) and try number.
+Picked = tuple[bytes, bytes, bytes | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """What a finished job leaves in Redis: arq's `finish_job`, for many jobs in one go.
+    `finish` removes the job; otherwise it stays queued (cancelled at a drain: run again),
+    `defer_ms` later when it asked to be retried."""
+
+    job_id: str
+    finish: bool
+    defer_ms: int | None = None
 
 
 def create_worker_redis(url: str, *, queue: str, client_name: str) -> ArqRedis:
@@ -121,6 +152,7 @@ class HeraldWorker(Worker):
         self.last_iteration = time.monotonic()
         self._scan_limit = scan_limit
         self._claim = self.pool.register_script(_CLAIM_LUA)
+        self._done = Batcher(self._write_done, 500, "herald-job-bookkeeping")
 
     async def main(self) -> None:
         """Poll until `stop()`; returning (not cancellation) is the normal way out.
@@ -147,19 +179,29 @@ class HeraldWorker(Worker):
         if self.lag_guard is not None:
             free = self.lag_guard.free_slots(free, self.job_counter)
         if self.allow_pick_jobs and free > 0:
-            now = int(time.time() * 1000)
-            ttl = int(self.in_progress_lease_s * 1000)
-            claimed = await self._claim(
-                keys=[self.queue_name],
-                args=[now, self._scan_limit, free, in_progress_key_prefix, ttl],
-            )
-            await self._run_claimed(list(zip(claimed[::2], claimed[1::2], strict=True)))
+            await self._run_claimed(await self.claim(free))
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
                 task.result()
         await self._refresh_in_progress()
         await self.heart_beat()
+
+    async def claim(self, free: int) -> list[Picked]:
+        """Claim up to `free` due jobs (one Lua call): (id, score, payload, try) of each."""
+        claimed = await self._claim(
+            keys=[self.queue_name],
+            args=[
+                int(time.time() * 1000),
+                self._scan_limit,
+                free,
+                in_progress_key_prefix,
+                int(self.in_progress_lease_s * 1000),
+                job_key_prefix,
+                retry_key_prefix,
+            ],
+        )
+        return list(zip(claimed[::4], claimed[1::4], claimed[2::4], claimed[3::4], strict=True))
 
     async def _refresh_in_progress(self) -> None:
         """Extend the in-progress keys of this worker's running jobs (one round trip)."""
@@ -174,21 +216,81 @@ class HeraldWorker(Worker):
                     pipe.pexpire(in_progress_key_prefix + job_id, ttl)
                 await pipe.execute()
 
-    async def _run_claimed(self, claimed: list[tuple[bytes, bytes]]) -> None:
+    async def _run_claimed(self, claimed: list[Picked]) -> None:
         """Start the jobs the claim script marked in progress for this worker (arq's
         `start_jobs` after its claim). Any left over, because the queue was paused or the
         drain began meanwhile, are handed back at once rather than when their claim expires."""
-        for index, (job_id_b, score) in enumerate(claimed):
+        for index, (job_id_b, score, payload, job_try) in enumerate(claimed):
             if self.job_counter >= self.max_jobs or not self.allow_pick_jobs:
-                left = [in_progress_key_prefix + j.decode() for j, _ in claimed[index:]]
+                left = [in_progress_key_prefix + j.decode() for j, *_ in claimed[index:]]
                 await self.pool.delete(*left)
                 return
             await self.sem.acquire()  # free at once: no more were claimed than slots free
             self.job_counter += 1
             job_id = job_id_b.decode()
-            task = self.loop.create_task(self.run_job(job_id, int(float(score.decode()))))
+            task = self.loop.create_task(
+                self._run_job(job_id, int(float(score.decode())), payload, int(job_try))
+            )
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    async def _run_job(self, job_id: str, score: int, payload: bytes | None, job_try: int) -> None:
+        """arq's `run_job` for a job the claim script already read: run it, then leave its
+        bookkeeping to `_done`. Herald keeps its attempt budget in Postgres, so there is no
+        `max_tries` check here, and no results are kept (`keep_result=0`)."""
+        done = _Done(job_id, finish=True)
+        try:
+            if payload is None:
+                log.warning("job.expired", job_id=job_id)
+                return
+            try:
+                name, args, kwargs, enqueue_try, enqueue_ms = deserialize_job_raw(
+                    payload, deserializer=self.job_deserializer
+                )
+            except Exception:
+                log.exception("job.undecodable", job_id=job_id)
+                return
+            function = self.functions.get(name)
+            if function is None:
+                log.warning("job.unknown_function", job_id=job_id, function=name)
+                return
+            if enqueue_try and enqueue_try > job_try:
+                job_try = enqueue_try
+                await self.pool.setex(retry_key_prefix + job_id, 88400, str(job_try))
+            ctx = {
+                **self.ctx,
+                "job_id": job_id,
+                "job_try": job_try,
+                "enqueue_time": ms_to_datetime(enqueue_ms),
+                "score": score,
+            }
+            try:
+                await function.coroutine(ctx, *args, **kwargs)
+            except Retry as retry:  # run again later, as arq does: its score moves on
+                later = retry.defer_score
+                defer_ms = later + (timestamp_ms() - score) if later else None
+                done = _Done(job_id, finish=False, defer_ms=defer_ms)
+            except asyncio.CancelledError:  # drained: leave it queued, to run again elsewhere
+                done = _Done(job_id, finish=False)
+            except Exception:  # noqa: S110 - `instrumented` has logged, counted and reported it
+                pass
+        finally:
+            await asyncio.shield(self._done.submit(done))
+
+    async def _write_done(self, items: list[_Done]) -> list[None]:
+        """arq's `finish_job` for every job that finished in one turn, in one MULTI/EXEC."""
+        async with self.pool.pipeline(transaction=True) as tr:
+            deleted: list[str] = []
+            for item in items:
+                deleted.append(in_progress_key_prefix + item.job_id)
+                if item.finish:
+                    deleted += [retry_key_prefix + item.job_id, job_key_prefix + item.job_id]
+                    tr.zrem(self.queue_name, item.job_id)
+                elif item.defer_ms:
+                    tr.zincrby(self.queue_name, item.defer_ms, item.job_id)
+            tr.delete(*deleted)
+            await tr.execute()
+        return [None] * len(items)
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
@@ -228,7 +330,7 @@ def instrumented(
             function=name,
             **dict(zip(definition.log_args, args, strict=False)),
         )
-        log.info("job.started", job_try=ctx["job_try"])
+        log.debug("job.started", job_try=ctx["job_try"])
         job_ctx = JobContext(
             job_id=job_id,
             queue=queue,
