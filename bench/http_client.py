@@ -105,7 +105,8 @@ class Pool:
 
     def __init__(self, url: str, size: int, headers: dict[str, str]) -> None:
         parts = urlsplit(url)
-        assert parts.hostname is not None and parts.port is not None
+        assert parts.hostname is not None
+        assert parts.port is not None
         self.connections = [Connection(parts.hostname, parts.port, headers) for _ in range(size)]
         self._idle: asyncio.Queue[Connection] = asyncio.Queue()
         for connection in self.connections:

@@ -116,7 +116,9 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
     pool = _pool(spec)
     try:
         await pool.open()
-        requests = [pool.connections[0].prepare("POST", path, b, "application/json") for b in bodies]
+        requests = [
+            pool.connections[0].prepare("POST", path, b, "application/json") for b in bodies
+        ]
         idle = list(pool.connections)
 
         async def worker() -> None:
