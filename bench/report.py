@@ -82,7 +82,12 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Run {results['finished_at'][:16].replace('T', ' ')} UTC, mode `{results['mode']}`, "
         f"{machine['cpus']} CPUs, {machine['event_loop']}, Redis {machine['redis_server']}, "
-        f"load average before the run {machine['load_before']}.",
+        f"load average before the run {machine['load_before']}"
+        + (
+            f", CPU probe {machine['cpu_probe_ms']} ms (lower is a faster CPU)."
+            if "cpu_probe_ms" in machine
+            else "."
+        ),
         "",
     ]
     source = results.get("source") or {}

@@ -10,6 +10,7 @@ ORDER = [
     "batch",
     "e2e",
     "single",
+    "drain",
     "http_under_load",
     "memory",
     "dashboard_overview",

@@ -3,10 +3,10 @@
 Herald runs as `herald serve` runs it in production (a subprocess: uvicorn with uvloop and
 httptools, API and workers in one process) against the database `herald_bench` and Redis
 database 10, both emptied before every run. A load generator in a process of its own
-(`bench.loadgen`: httpx, 32 keep-alive connections, each sending its next request as soon as
-the last one answered) submits the notifications, spread evenly over the four channels, all
-delivered by the default `log` provider. Delivery is followed in Postgres with one query
-(`count(*)` and `max(sent_at)` of the `sent` rows), not through the API.
+(`bench.loadgen`: its own HTTP/1.1 client, 32 keep-alive connections, each sending its next
+request as soon as the last one answered) submits the notifications, spread evenly over the
+four channels, all delivered by the default `log` provider. Delivery is followed in Postgres
+with one query (`count(*)` and `max(sent_at)` of the `sent` rows), not through the API.
 
 Per run:
 - accepted/s: notifications / (last 202 - first request sent);
