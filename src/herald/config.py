@@ -220,8 +220,10 @@ class Settings(BaseSettings):
     recovery_seconds: float = Field(
         10.0,
         ge=4.0,
-        description="A worker process silent this long is dead: the reconciler takes back its "
-        "deliveries without waiting for their leases.",
+        description="Deliveries in progress in a worker process that stops (SIGKILL, OOM, a "
+        "lost node) are sent again within this long, without waiting for their leases: it "
+        "beats at least every fifth of it, is dead after 0.6 of it in silence, looked for "
+        "every fifth of it.",
     )
     idempotency_ttl_seconds: int = Field(86_400, ge=60, description="How long keys are kept.")
     submission_group_limit: int = Field(

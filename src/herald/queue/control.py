@@ -24,6 +24,15 @@ from herald.db.models import PausedQueue, WorkerProcess
 
 PROCESSES_KEY = "herald:processes"
 HEARTBEAT_SECONDS = 2.0
+
+
+def beat_seconds(recovery_seconds: float) -> float:
+    """How often a worker process beats in Postgres: every `HEARTBEAT_SECONDS`, or more often
+    when `RECOVERY_SECONDS` is short, so that a silence of `DEAD_AFTER` of it is always
+    three missed beats (see `herald.notifications.reconciler`)."""
+    return min(HEARTBEAT_SECONDS, recovery_seconds / 5)
+
+
 # A process not seen for this long is gone (crashed or stopped without saying so).
 PROCESS_GONE_SECONDS = 15.0
 

@@ -26,9 +26,9 @@ from herald.config import Settings
 from herald.errors import is_outage
 from herald.queue.client import JobQueue
 from herald.queue.control import (
-    HEARTBEAT_SECONDS,
     ProcessInfo,
     beat,
+    beat_seconds,
     end_beat,
     paused_queues,
     remove_heartbeat,
@@ -272,7 +272,9 @@ class WorkerRuntime:
                 self.beating_since = time.monotonic()
 
     async def _maintain(self) -> None:
-        """Follow pause/resume within half a second, and heartbeat every two seconds."""
+        """Follow pause/resume within half a second, and heartbeat every `beat_seconds`."""
+        beat_every = beat_seconds(self._settings.recovery_seconds)
+        look_every = min(_CONTROL_INTERVAL_SECONDS, beat_every / 2)
         last_beat = 0.0
         while not self._stopping.is_set():
             try:
@@ -280,7 +282,7 @@ class WorkerRuntime:
                     self._apply_pause(await paused_queues(session))
             except Exception as exc:  # Postgres down: keep the last known state
                 log.debug("queues.pause_state_unavailable", error=repr(exc))
-            if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+            if time.monotonic() - last_beat >= beat_every:
                 await self._beat()
                 try:
                     await write_heartbeat(self._redis, self._process)
@@ -288,7 +290,7 @@ class WorkerRuntime:
                 except Exception as exc:  # Redis down: the worker loops say so already
                     log.debug("queues.heartbeat_failed", error=repr(exc))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_CONTROL_INTERVAL_SECONDS):
+                async with asyncio.timeout(look_every):
                     await self._stopping.wait()
 
     async def _follow_wakes(self) -> None:
