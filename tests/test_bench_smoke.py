@@ -26,7 +26,7 @@ def _number(value: object) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_quick_tiny_run_writes_wellformed_results(tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -40,7 +40,7 @@ def test_quick_tiny_run_writes_wellformed_results(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=360,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

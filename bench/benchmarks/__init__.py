@@ -11,6 +11,7 @@ ORDER = [
     "e2e",
     "single",
     "drain",
+    "recovery",
     "http_under_load",
     "memory",
     "dashboard_overview",
