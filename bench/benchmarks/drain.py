@@ -24,7 +24,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.benchmarks.single import LitestarArqServe
+from bench.benchmarks.single import LITESTAR_ARQ, LitestarArqServe
 from bench.core import Metric, Mode, Variant, register
 from bench.env import DATABASE_URL, REDIS_URL
 from bench.serve import (
@@ -48,7 +48,7 @@ class Drain(ThroughHerald):
         Metric("cpu_ms", "CPU per delivery", "ms", "lower"),
     )
     variants = (
-        Variant("litestar-arq", "minimal Litestar + arq + SQLAlchemy app", "litestar-arq"),
+        LITESTAR_ARQ,
         Variant("herald", "Herald unified (API idle)", "herald"),
         Variant(
             "herald-workers",

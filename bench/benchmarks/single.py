@@ -46,6 +46,10 @@ class LitestarArqServe(HeraldServe):
     command = ("bench.systems.litestar_arq_app",)
 
 
+# The baseline of `single` and `drain`.
+LITESTAR_ARQ = Variant("litestar-arq", "minimal Litestar + arq + SQLAlchemy app", "litestar-arq")
+
+
 @register
 class SingleSubmissions(ThroughHerald):
     name = "single"
@@ -59,7 +63,7 @@ class SingleSubmissions(ThroughHerald):
         Metric("cpu_ms", "CPU per notification", "ms", "lower"),
     )
     variants = (
-        Variant("litestar-arq", "minimal Litestar + arq + SQLAlchemy app", "litestar-arq"),
+        LITESTAR_ARQ,
         Variant("herald", "Herald (group commit)", "herald"),
         Variant(
             "herald-no-groups",
