@@ -31,7 +31,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smaller sizes, 2 runs per variant: the whole suite in under two minutes",
+        help="smaller sizes, 2 runs per variant: the whole suite in several minutes",
     )
     parser.add_argument(
         "--tiny", action="store_true", help="tiny sizes, 1 run: checks the machinery (CI)"

@@ -60,7 +60,7 @@ class Drain(ThroughHerald):
     baseline = "litestar-arq"
 
     def params(self, mode: Mode) -> dict[str, Any]:
-        return {"notifications": {"full": 20000, "quick": 4000, "tiny": 200}[mode]}
+        return {"notifications": {"full": 10000, "quick": 4000, "tiny": 200}[mode]}
 
     def timeout(self, params: dict[str, Any]) -> float:
         return float(params["notifications"]) / 50 + 90
