@@ -16,7 +16,7 @@ from herald import metrics
 from herald.app import create_app
 from herald.queue import JobQueue, Priority, registry
 from herald.queue.keys import queue_key
-from tests.conftest import REDIS_URL, make_settings, running_app
+from tests.conftest import DATABASE_URL, REDIS_URL, make_settings, running_app
 
 
 async def _wait_for(redis: aioredis.Redis, key: str, timeout: float = 10) -> dict[str, Any]:
@@ -211,3 +211,43 @@ async def test_liveness_reports_a_dead_or_wedged_worker_loop(
         response = await client.get("/health/live")
         assert response.json()["detail"] == "worker loops dead or wedged: a, b"
         hang.set()
+
+
+async def test_a_heartbeat_held_up_by_a_stall_starts_the_trust_in_heartbeats_again() -> None:
+    # In a Postgres stall every process's beats wait; when it ends, the others' heartbeats
+    # are old. A process whose own beat was held up must not take that for their death: its
+    # trust in heartbeats (`beating_since`) starts again, and the reconciler goes by leases
+    # until it has beaten on time for RECOVERY_SECONDS.
+    import asyncpg
+
+    from herald.notifications.reconciler import _silence_limit
+    from tests.support.waiting import eventually
+
+    settings = make_settings(recovery_seconds=4, worker_queues=["a"])  # a beat every 0.8 s
+    async with running_app(settings) as (app, _):
+        resources = app.state.resources
+        runtime = resources.runtime
+
+        async def beating() -> bool:
+            return runtime.beating_since is not None
+
+        await eventually(beating, what="the first heartbeat")
+        first = runtime.beating_since
+        stall = await asyncpg.connect(DATABASE_URL.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            async with stall.transaction():
+                # The process's own row, locked: its next beats wait, as in a stall.
+                await stall.execute(
+                    "SELECT 1 FROM worker_processes WHERE id = $1 FOR UPDATE", runtime.process_id
+                )
+                stalled_at = time.monotonic()
+                await asyncio.sleep(2.0)  # the stall itself: longer than two beat intervals
+        finally:
+            await stall.close()
+
+        async def trusted_again() -> bool:
+            return runtime.beating_since is not None and runtime.beating_since > stalled_at
+
+        await eventually(trusted_again, timeout=5, what="the trust to start again")
+        assert runtime.beating_since > first
+        assert _silence_limit(resources) is None  # leases only, for RECOVERY_SECONDS and a beat

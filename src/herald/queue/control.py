@@ -52,7 +52,8 @@ async def paused_queues(session: AsyncSession) -> set[str]:
 
 
 async def beat(session: AsyncSession, process_id: uuid.UUID, instance: str) -> None:
-    """This worker process is alive (its row in `worker_processes`, refreshed every 2 s)."""
+    """This worker process is alive (its row in `worker_processes`, refreshed every
+    `beat_seconds`)."""
     await session.execute(
         insert(WorkerProcess)
         .values(id=process_id, instance=instance, last_seen=func.now())

@@ -190,8 +190,13 @@ class WorkerRuntime:
         # This process's id in `worker_processes` and in the leases it takes; new per start, so
         # a restarted container with the same host name and pid is another process.
         self.process_id = uuid.uuid4()
-        # Since when (monotonic) every heartbeat to Postgres has succeeded; None while they fail.
+        # Since when (monotonic) every heartbeat to Postgres has succeeded on time; None while
+        # they fail. A beat that was slow or came late (Postgres stalled: the other processes'
+        # beats were held up too) starts it again, so that the reconciler does not take their
+        # stale heartbeats for deaths.
         self.beating_since: float | None = None
+        self._beat_every = beat_seconds(settings.recovery_seconds)
+        self._beaten_at: float | None = None
         self.queues = select_queues(settings, registry)
         self.workers: dict[str, SupervisedWorker] = {}
         self._periodic: list[tuple[str, float, Callable[[], Coroutine[Any, Any, object]]]] = []
@@ -261,19 +266,25 @@ class WorkerRuntime:
 
     async def _beat(self) -> None:
         """Heartbeat to Postgres; `beating_since` says for how long it has been unbroken."""
+        started = time.monotonic()
         try:
             async with self._session_maker() as session, session.begin():
                 await beat(session, self.process_id, self._process.instance)
         except Exception as exc:  # Postgres down: the reconciler must not trust heartbeats
             self.beating_since = None
+            self._beaten_at = None
             log.debug("queues.heartbeat_failed", error=repr(exc))
-        else:
-            if self.beating_since is None:
-                self.beating_since = time.monotonic()
+            return
+        now = time.monotonic()
+        slow = now - started > self._beat_every
+        late = self._beaten_at is not None and now - self._beaten_at > 2 * self._beat_every
+        if self.beating_since is None or slow or late:
+            self.beating_since = now
+        self._beaten_at = now
 
     async def _maintain(self) -> None:
         """Follow pause/resume within half a second, and heartbeat every `beat_seconds`."""
-        beat_every = beat_seconds(self._settings.recovery_seconds)
+        beat_every = self._beat_every
         look_every = min(_CONTROL_INTERVAL_SECONDS, beat_every / 2)
         last_beat = 0.0
         while not self._stopping.is_set():
