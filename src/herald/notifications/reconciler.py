@@ -116,9 +116,10 @@ async def _take_back(uow: UnitOfWork, resources: Resources) -> list[transitions.
 
 def _silence_limit(resources: Resources) -> float | None:
     """How long a process may be silent before it is dead (`DEAD_AFTER` of RECOVERY_SECONDS),
-    once this process has itself beaten without a break for longer than RECOVERY_SECONDS and
-    a beat: after a Postgres outage every heartbeat is stale for a moment, and a live process
-    must not look dead. None (leases only) until then."""
+    once this process has itself beaten on time, without a break, for longer than
+    RECOVERY_SECONDS and a beat (`WorkerRuntime.beating_since`): after a Postgres outage or
+    stall every heartbeat is stale for a moment, and a live process must not look dead. None
+    (leases only) until then."""
     runtime = resources.runtime
     recovery = resources.settings.recovery_seconds
     if runtime is None or runtime.beating_since is None:
