@@ -37,7 +37,6 @@ from herald.messages import fallback
 from herald.notifications import store, transitions
 from herald.notifications.unit_of_work import UnitOfWork
 from herald.queue import WorkerRuntime
-from herald.queue.control import beat_seconds
 from herald.resources import Resources
 from herald.vocabulary import Status
 
@@ -124,7 +123,7 @@ def _silence_limit(resources: Resources) -> float | None:
     recovery = resources.settings.recovery_seconds
     if runtime is None or runtime.beating_since is None:
         return None
-    if time.monotonic() - runtime.beating_since < recovery + beat_seconds(recovery):
+    if time.monotonic() - runtime.beating_since < recovery + runtime.beat_every:
         return None
     return recovery * DEAD_AFTER
 

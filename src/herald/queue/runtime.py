@@ -195,7 +195,7 @@ class WorkerRuntime:
         # beats were held up too) starts it again, so that the reconciler does not take their
         # stale heartbeats for deaths.
         self.beating_since: float | None = None
-        self._beat_every = beat_seconds(settings.recovery_seconds)
+        self.beat_every = beat_seconds(settings.recovery_seconds)
         self._beaten_at: float | None = None
         self.queues = select_queues(settings, registry)
         self.workers: dict[str, SupervisedWorker] = {}
@@ -276,16 +276,15 @@ class WorkerRuntime:
             log.debug("queues.heartbeat_failed", error=repr(exc))
             return
         now = time.monotonic()
-        slow = now - started > self._beat_every
-        late = self._beaten_at is not None and now - self._beaten_at > 2 * self._beat_every
+        slow = now - started > self.beat_every
+        late = self._beaten_at is not None and now - self._beaten_at > 2 * self.beat_every
         if self.beating_since is None or slow or late:
             self.beating_since = now
         self._beaten_at = now
 
     async def _maintain(self) -> None:
         """Follow pause/resume within half a second, and heartbeat every `beat_seconds`."""
-        beat_every = self._beat_every
-        look_every = min(_CONTROL_INTERVAL_SECONDS, beat_every / 2)
+        look_every = min(_CONTROL_INTERVAL_SECONDS, self.beat_every / 2)
         last_beat = 0.0
         while not self._stopping.is_set():
             try:
@@ -293,7 +292,7 @@ class WorkerRuntime:
                     self._apply_pause(await paused_queues(session))
             except Exception as exc:  # Postgres down: keep the last known state
                 log.debug("queues.pause_state_unavailable", error=repr(exc))
-            if time.monotonic() - last_beat >= beat_every:
+            if time.monotonic() - last_beat >= self.beat_every:
                 await self._beat()
                 try:
                     await write_heartbeat(self._redis, self._process)
