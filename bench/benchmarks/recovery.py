@@ -34,17 +34,16 @@ import httpx
 
 from bench.core import Metric, Mode, Variant, register
 from bench.serve import HeraldServe, Sent, ThroughHerald, prepare_database, stop_all
+from herald.queue.control import beat_seconds
 
 ACCOUNT = "AC0123456789"
 
 
 class _TwilioStandIn:
-    """Twilio's `Messages.json`: holds every answer while `holding` is set."""
+    """Twilio's `Messages.json`: holds every answer until `release()`."""
 
     def __init__(self) -> None:
         self.received = 0
-        self.holding = threading.Event()
-        self.holding.set()
         self._released = threading.Event()
         self._lock = threading.Lock()
         stand_in = self
@@ -54,8 +53,7 @@ class _TwilioStandIn:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with stand_in._lock:
                     stand_in.received += 1
-                if stand_in.holding.is_set():
-                    stand_in._released.wait(timeout=300)
+                stand_in._released.wait(timeout=300)
                 payload = json.dumps({"sid": f"SM{time.time_ns()}", "status": "queued"}).encode()
                 try:
                     self.send_response(201)
@@ -84,7 +82,6 @@ class _TwilioStandIn:
         }
 
     def release(self) -> None:
-        self.holding.clear()
         self._released.set()
 
     def stop(self) -> None:
@@ -143,8 +140,9 @@ class Recovery(ThroughHerald):
             await _submit(first, key, total)
             await _until(lambda: stand_in.received >= total, 30, "all at the stand-in")
             await second.start()
-            # B trusts heartbeats once its own has run RECOVERY_SECONDS and a beat.
-            await asyncio.sleep(recovery + 2.5)
+            # B trusts heartbeats once its own has run RECOVERY_SECONDS and a beat (and a
+            # loop turn of its maintenance, at most half a second, to look again).
+            await asyncio.sleep(recovery + beat_seconds(recovery) + 0.5)
             assert first.proc is not None
             first.proc.kill()
             await first.proc.wait()
