@@ -7,7 +7,9 @@ import time
 import uuid
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from herald.notifications import transitions
 from herald.notifications.batches import ClaimRequest, Finished
@@ -127,3 +129,79 @@ async def test_an_outage_during_a_batched_outcome_flush_loses_nothing(api_key: s
                 assert events == ["queued", "sending", "sent"]
     finally:
         proxy.stop()
+
+
+def _index_names(plan: Any) -> set[str]:
+    """Every index an EXPLAIN (FORMAT JSON) plan reads."""
+    found: set[str] = set()
+    if isinstance(plan, dict):
+        if "Index Name" in plan:
+            found.add(plan["Index Name"])
+        for value in plan.values():
+            found |= _index_names(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found |= _index_names(value)
+    return found
+
+
+async def test_batch_claims_and_outcomes_find_their_rows_by_key_when_statistics_lag_a_backlog(
+    api_key: str,
+) -> None:
+    # The statistics say almost nothing waits (ANALYZE first); then a backlog arrives that no
+    # ANALYZE has seen yet, as after a burst. Written plainly, the claim's status and due
+    # tests let the planner scan `ix_notifications_due` (the whole backlog, for every batch)
+    # and the outcome's `ix_notifications_lease` (every dead `sending` entry): measured at
+    # 15-30 ms a statement under load. Each must look its rows up by primary key instead.
+    engine = create_async_engine(DATABASE_URL)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("ANALYZE notifications"))
+            owner = (await conn.execute(text("SELECT id FROM api_keys LIMIT 1"))).scalar_one()
+            await conn.execute(
+                text(
+                    "INSERT INTO notifications (id, api_key_id, channel, recipient, body,"
+                    " priority, status, attempts, max_attempts, next_attempt_at, event_seq,"
+                    " created_at, updated_at)"
+                    " SELECT gen_random_uuid(), :owner, 'sms', '+447911123456', 'b', 'normal',"
+                    " s, CASE WHEN s = 'sending' THEN 1 ELSE 0 END, 5, now(), 1, now(), now()"
+                    " FROM generate_series(1, 20000) AS i,"
+                    " LATERAL (SELECT CASE WHEN i % 4 = 0 THEN 'sending' ELSE 'queued' END) AS t(s)"
+                ),
+                {"owner": owner},
+            )
+            picked = (
+                await conn.execute(
+                    text("SELECT id, status FROM notifications WHERE api_key_id = :owner"),
+                    {"owner": owner},
+                )
+            ).all()
+            waiting = [row.id for row in picked if row.status == "queued"][:10]
+            sending = [row.id for row in picked if row.status == "sending"][:10]
+            claim = {
+                "ids": waiting,
+                "attempts": [1] * len(waiting),
+                "lease": 30.0,
+                "provider": "test",
+                "leased_by": None,
+            }
+            finish = {
+                "ids": sending,
+                "attempts": [1] * len(sending),
+                "statuses": ["sent"] * len(sending),
+                "details": ["ok"] * len(sending),
+                "next_attempt_ats": [None] * len(sending),
+                "errors": [None] * len(sending),
+                "provider_message_ids": ["x"] * len(sending),
+                "sent_ats": [None] * len(sending),
+            }
+            statements = ((transitions._CLAIM_MANY, claim), (transitions._FINISH_MANY, finish))
+            for statement, params in statements:
+                explain = text("EXPLAIN (FORMAT JSON) " + statement.text)
+                plan = (await conn.execute(explain, params)).scalar_one()
+                used = _index_names(plan)
+                assert "pk_notifications" in used, used
+                assert not used & {"ix_notifications_due", "ix_notifications_lease"}, used
+            await conn.rollback()
+    finally:
+        await engine.dispose()

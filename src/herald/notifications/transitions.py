@@ -26,7 +26,7 @@ import msgspec
 from sqlalchemy import DateTime, Row, Table, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.db.base import sql_in
+from herald.db.base import sql_in, sql_in_found
 from herald.db.models import Notification as NotificationRow
 from herald.notifications.events import StatusEvent
 from herald.notifications.model import NotificationInput
@@ -217,7 +217,9 @@ async def accept_many(
 # A claim per (notification, attempt): `-> sending`, attempts + 1, a lease until now + `lease`
 # held by the worker process `leased_by`, only while the row waits for exactly this attempt and
 # is due (a job may run up to 5 s before its row's due time: clock skew between hosts). Many
-# pairs of one channel in one statement, each with its event row.
+# pairs of one channel in one statement, each with its event row. The rows are found by id
+# alone: the status and due tests are written so that no partial index can serve them
+# (`sql_in_found`; `coalesce` keeps `ix_notifications_due` off the due test).
 _CLAIM_MANY = text(
     f"""
     WITH wanted AS (
@@ -229,8 +231,8 @@ _CLAIM_MANY = text(
                leased_by = :leased_by, event_seq = n.event_seq + 1
           FROM wanted
          WHERE n.id = wanted.id AND n.attempts = wanted.attempt - 1
-           AND {sql_in("n.status", WAITING)}
-           AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= now() + interval '5 seconds')
+           AND {sql_in_found("n.status", WAITING)}
+           AND coalesce(n.next_attempt_at, '-infinity') <= now() + interval '5 seconds'
         RETURNING {", ".join(f"n.{c.strip()}" for c in _MOVED.split(","))}, n.recipient,
                   n.subject, n.body, n.html, n.data, n.template, n.max_attempts
     ), event AS (
@@ -295,7 +297,8 @@ _FINISH_MANY = text(
                provider_message_id = o.provider_message_id, sent_at = o.sent_at,
                event_seq = n.event_seq + 1
           FROM outcome o
-         WHERE n.id = o.id AND n.status = 'sending' AND n.attempts = o.attempt
+         WHERE n.id = o.id AND {sql_in_found("n.status", (Status.SENDING,))}
+           AND n.attempts = o.attempt
         RETURNING {", ".join(f"n.{c.strip()}" for c in _MOVED.split(","))}, o.detail AS outcome
     ), event AS ({_EVENT_OF_MOVED.format(detail="outcome")})
     {_MOVED_WITH_EVENT}
