@@ -368,7 +368,9 @@ def instrumented(
             duration = time.time() - started
             in_flight.dec()
             metrics.job_duration.labels(*labels).observe(duration)
-            log.info("job.finished", outcome=outcome, duration_ms=round(duration * 1000, 1))
+            # A success is the job's own line (`notification.sent`...): this one is DEBUG then.
+            finished = log.debug if outcome == "succeeded" else log.info
+            finished("job.finished", outcome=outcome, duration_ms=round(duration * 1000, 1))
 
     return run
 
