@@ -368,9 +368,11 @@ def instrumented(
             duration = time.time() - started
             in_flight.dec()
             metrics.job_duration.labels(*labels).observe(duration)
-            # A success is the job's own line (`notification.sent`...): this one is DEBUG then.
-            finished = log.debug if outcome == "succeeded" else log.info
-            finished("job.finished", outcome=outcome, duration_ms=round(duration * 1000, 1))
+            took = round(duration * 1000, 1)
+            if outcome == "succeeded":  # the job's own line (`notification.sent`...) says it
+                log.debug("job.finished", outcome=outcome, duration_ms=took)
+            else:
+                log.info("job.finished", outcome=outcome, duration_ms=took)
 
     return run
 
