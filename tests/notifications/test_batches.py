@@ -43,16 +43,16 @@ async def test_a_batch_claim_racing_duplicate_and_stale_jobs_claims_each_attempt
     # No workers: this test is the only one claiming.
     async with running_app(make_settings(enable_workers=False)) as (app, client):
         first, second = await _queued(client, api_key, 2)
-        claims = app.state.resources.delivery_batches.claims("sms", 30.0, "test")
+        claims = app.state.resources.delivery_batches.claim
         # Submitted in one turn of the loop, so all of them go in one statement: the same
         # attempt's job twice, a stale attempt's job, a job from the future, another row.
         results = await asyncio.gather(
-            claims.submit(ClaimRequest(first, 1)),
-            claims.submit(ClaimRequest(first, 1)),
-            claims.submit(ClaimRequest(first, 0)),
-            claims.submit(ClaimRequest(first, 2)),
-            claims.submit(ClaimRequest(second, 1)),
-            claims.submit(ClaimRequest("not-a-uuid", 1)),
+            claims.submit(ClaimRequest(first, 1, 30.0, "test")),
+            claims.submit(ClaimRequest(first, 1, 30.0, "test")),
+            claims.submit(ClaimRequest(first, 0, 30.0, "test")),
+            claims.submit(ClaimRequest(first, 2, 30.0, "test")),
+            claims.submit(ClaimRequest(second, 1, 30.0, "test")),
+            claims.submit(ClaimRequest("not-a-uuid", 1, 30.0, "test")),
         )
         won = [r for r in results[:4] if r is not None]
         assert len(won) == 1
@@ -62,7 +62,7 @@ async def test_a_batch_claim_racing_duplicate_and_stale_jobs_claims_each_attempt
         assert str(results[4].id) == second
         assert results[5] is None
         # A job arriving after the claim (a duplicate run later) finds nothing either.
-        assert await claims.submit(ClaimRequest(first, 1)) is None
+        assert await claims.submit(ClaimRequest(first, 1, 30.0, "test")) is None
 
         finish = app.state.resources.delivery_batches.finish
         done = await asyncio.gather(
@@ -86,6 +86,41 @@ async def test_a_batch_claim_racing_duplicate_and_stale_jobs_claims_each_attempt
             assert body["events"][1]["detail"] == "attempt 1 of 5 via test"
 
 
+async def test_one_claim_statement_gives_each_row_its_own_channels_lease_and_provider(
+    api_key: str,
+) -> None:
+    # The queues share one claims batcher, so one statement holds several channels' jobs, each
+    # with its channel's lease and provider (two rows claimed as an SMS and an email job would).
+    async with running_app(make_settings(enable_workers=False)) as (app, client):
+        one, other = await _queued(client, api_key, 2)
+        claims = app.state.resources.delivery_batches.claim
+        won = await asyncio.gather(
+            claims.submit(ClaimRequest(one, 1, 30.0, "twilio")),
+            claims.submit(ClaimRequest(other, 1, 300.0, "smtp")),
+        )
+        assert all(w is not None for w in won)
+        engine = app.state.resources.engine
+        async with engine.connect() as conn:
+            rows = {
+                str(row.id): row
+                for row in await conn.execute(
+                    text(
+                        "SELECT n.id, n.provider, extract(epoch FROM n.lease_expires_at - now())"
+                        " AS left_s, e.detail FROM notifications n JOIN notification_events e"
+                        " ON e.notification_id = n.id AND e.status = 'sending'"
+                        " WHERE n.id IN (:a, :b)"
+                    ),
+                    {"a": one, "b": other},
+                )
+            }
+        assert rows[one].provider == "twilio"
+        assert rows[other].provider == "smtp"
+        assert 20 < rows[one].left_s <= 30
+        assert 290 < rows[other].left_s <= 300
+        assert rows[one].detail.endswith("via twilio")
+        assert rows[other].detail.endswith("via smtp")
+
+
 async def test_an_outage_during_a_batched_outcome_flush_loses_nothing(api_key: str) -> None:
     url = make_url(DATABASE_URL)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
@@ -97,8 +132,9 @@ async def test_an_outage_during_a_batched_outcome_flush_loses_nothing(api_key: s
         async with running_app(settings) as (app, client):
             ids = await _queued(client, api_key, 3)
             batches = app.state.resources.delivery_batches
-            claims = batches.claims("sms", 30.0, "test")
-            claimed = await asyncio.gather(*(claims.submit(ClaimRequest(i, 1)) for i in ids))
+            claimed = await asyncio.gather(
+                *(batches.claim.submit(ClaimRequest(i, 1, 30.0, "test")) for i in ids)
+            )
             assert all(c is not None for c in claimed)
 
             tries = dict.fromkeys(ids, 0)
@@ -181,8 +217,8 @@ async def test_batch_claims_and_outcomes_find_their_rows_by_key_when_statistics_
             claim = {
                 "ids": waiting,
                 "attempts": [1] * len(waiting),
-                "lease": 30.0,
-                "provider": "test",
+                "leases": [30.0] * len(waiting),
+                "providers": ["test"] * len(waiting),
                 "leased_by": None,
             }
             finish = {

@@ -43,6 +43,9 @@ class Claimed:
 class ClaimRequest:
     notification_id: str
     attempt: int
+    # The channel's: how long the claim holds (seconds), and the provider it goes to.
+    lease: float
+    provider: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,46 +56,36 @@ class Finished:
 
 
 class DeliveryBatches:
-    """The process's batchers: claims per channel (one lease and provider each), outcomes."""
+    """The process's batchers: claims (of every channel: each row has its own lease and
+    provider, so the queues' claims share statements), outcomes."""
 
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
-        self._max = resources.settings.delivery_batch_max
-        self._claims: dict[str, Batcher[ClaimRequest, Claimed | None]] = {}
+        size = resources.settings.delivery_batch_max
+        self.claim: Batcher[ClaimRequest, Claimed | None] = Batcher(
+            self._claim_batch, size, "herald-delivery-claims"
+        )
         self.finish: Batcher[Finished, transitions.Moved | None] = Batcher(
-            self._finish_batch, self._max, "herald-delivery-outcomes"
+            self._finish_batch, size, "herald-delivery-outcomes"
         )
 
-    def claims(
-        self, channel: str, lease: float, provider: str
-    ) -> Batcher[ClaimRequest, Claimed | None]:
-        batcher = self._claims.get(channel)
-        if batcher is None:
-
-            async def write(items: list[ClaimRequest]) -> list[Claimed | None]:
-                return await self._claim_batch(items, lease, provider)
-
-            batcher = self._claims[channel] = Batcher(write, self._max, "herald-delivery-claims")
-        return batcher
-
-    async def _claim_batch(
-        self, items: list[ClaimRequest], lease: float, provider: str
-    ) -> list[Claimed | None]:
+    async def _claim_batch(self, items: list[ClaimRequest]) -> list[Claimed | None]:
         keys: list[tuple[uuid.UUID, int] | None] = []
+        wanted: list[transitions.Wanted] = []
         for item in items:
             try:
-                keys.append((uuid.UUID(item.notification_id), item.attempt))
+                notification_id = uuid.UUID(item.notification_id)
             except ValueError:  # not a notification id: nothing to claim
                 keys.append(None)
-        wanted = [key for key in keys if key is not None]
+                continue
+            keys.append((notification_id, item.attempt))
+            wanted.append(
+                transitions.Wanted(notification_id, item.attempt, item.lease, item.provider)
+            )
         runtime = self._resources.runtime
         async with self._resources.worker_unit_of_work() as uow:
             won = await transitions.claim_many(
-                uow.connection,
-                wanted,
-                lease,
-                provider,
-                runtime.process_id if runtime is not None else None,
+                uow.connection, wanted, runtime.process_id if runtime is not None else None
             )
             uow.publish([moved.event for _, moved in won.values()])
         # `pop`: a pair asked for twice (a duplicate job) is answered to its first job only.

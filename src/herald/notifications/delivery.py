@@ -81,10 +81,9 @@ async def deliver(ctx: JobContext[Resources], notification_id: str, attempt: int
     limiter = resources.rate_limiter
     slot = await limiter.reserve(channel) if limiter is not None else None
 
-    claims = resources.delivery_batches.claims(
-        channel, lease_seconds(settings, channel), provider.name
+    claimed = await resources.delivery_batches.claim.submit(
+        ClaimRequest(notification_id, attempt, lease_seconds(settings, channel), provider.name)
     )
-    claimed = await claims.submit(ClaimRequest(notification_id, attempt))
     if claimed is None:
         log.info("delivery.skipped", reason="not claimable: done, cancelled or not due")
         return

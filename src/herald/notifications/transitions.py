@@ -214,53 +214,63 @@ async def accept_many(
     return created, events
 
 
-# A claim per (notification, attempt): `-> sending`, attempts + 1, a lease until now + `lease`
-# held by the worker process `leased_by`, only while the row waits for exactly this attempt and
-# is due (a job may run up to 5 s before its row's due time: clock skew between hosts). Many
-# pairs of one channel in one statement, each with its event row. The rows are found by id
-# alone: the status and due tests are written so that no partial index can serve them
-# (`sql_in_found`; `coalesce` keeps `ix_notifications_due` off the due test).
+# A claim per (notification, attempt): `-> sending`, attempts + 1, a lease until now + its
+# `lease` seconds, by its channel's `provider`, held by the worker process `leased_by`, only
+# while the row waits for exactly this attempt and is due (a job may run up to 5 s before its
+# row's due time: clock skew between hosts). Many pairs, of any channels, in one statement,
+# each with its event row. The rows are found by id alone: the status and due tests are
+# written so that no partial index can serve them (`sql_in_found`; `coalesce` keeps
+# `ix_notifications_due` off the due test).
 _CLAIM_MANY = text(
     f"""
     WITH wanted AS (
-        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) AS w(id, attempt)
+        SELECT * FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:attempts AS int[]), CAST(:leases AS float8[]),
+            CAST(:providers AS text[])
+        ) AS w(id, attempt, lease, provider)
     ), moved AS (
         UPDATE notifications n
            SET status = 'sending', attempts = n.attempts + 1, updated_at = now(),
-               lease_expires_at = now() + make_interval(secs => :lease), provider = :provider,
-               leased_by = :leased_by, event_seq = n.event_seq + 1
+               lease_expires_at = now() + make_interval(secs => wanted.lease),
+               provider = wanted.provider, leased_by = :leased_by, event_seq = n.event_seq + 1
           FROM wanted
          WHERE n.id = wanted.id AND n.attempts = wanted.attempt - 1
            AND {sql_in_found("n.status", WAITING)}
            AND coalesce(n.next_attempt_at, '-infinity') <= now() + interval '5 seconds'
         RETURNING {", ".join(f"n.{c.strip()}" for c in _MOVED.split(","))}, n.recipient,
-                  n.subject, n.body, n.html, n.data, n.template, n.max_attempts
+                  n.subject, n.body, n.html, n.data, n.template, n.max_attempts, n.provider
     ), event AS (
-        {_EVENT_OF_MOVED.format(detail="'attempt ' || attempts || ' of ' || max_attempts || ' via ' || :provider")}
+        {_EVENT_OF_MOVED.format(detail="'attempt ' || attempts || ' of ' || max_attempts || ' via ' || provider")}
     )
     {_MOVED_WITH_EVENT}
     """  # noqa: E501
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """An attempt a job wants to claim, with its channel's lease (seconds) and provider."""
+
+    notification_id: uuid.UUID
+    attempt: int
+    lease: float
+    provider: str
+
+
 async def claim_many(
-    connection: AsyncConnection,
-    wanted: Sequence[tuple[uuid.UUID, int]],
-    lease: float,
-    provider: str,
-    leased_by: uuid.UUID | None,
+    connection: AsyncConnection, wanted: Sequence[Wanted], leased_by: uuid.UUID | None
 ) -> dict[tuple[uuid.UUID, int], tuple[Row[Any], Moved]]:
-    """Claim many (notification, attempt) pairs of one channel in one statement; the claims
-    won, by pair (a pair is missing when it is done, cancelled, claimed or not due). A pair
-    given twice is claimed once (Postgres updates a row once per statement), so the caller
-    must hand each won claim to one job only."""
+    """Claim many (notification, attempt) pairs in one statement; the claims won, by pair (a
+    pair is missing when it is done, cancelled, claimed or not due). A pair given twice is
+    claimed once (Postgres updates a row once per statement), so the caller must hand each
+    won claim to one job only."""
     rows = await connection.execute(
         _CLAIM_MANY,
         {
-            "ids": [notification_id for notification_id, _ in wanted],
-            "attempts": [attempt for _, attempt in wanted],
-            "lease": lease,
-            "provider": provider,
+            "ids": [w.notification_id for w in wanted],
+            "attempts": [w.attempt for w in wanted],
+            "leases": [w.lease for w in wanted],
+            "providers": [w.provider for w in wanted],
             "leased_by": leased_by,
         },
     )
