@@ -189,6 +189,21 @@ async def test_preview_with_a_missing_variable_is_a_422_naming_it(
     ).status_code == 404
 
 
+async def test_preview_with_a_recipient_id_no_recipient_can_have_is_a_422(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    # Found by the schemathesis fuzz test: a NUL in the id was a 500 (Postgres refuses it).
+    await client.put("/v1/templates/welcome", json=WELCOME, headers=auth(key))
+    for bad in ("a\u0000b", "", "with space", "x" * 300):
+        response = await client.post(
+            "/v1/templates/welcome/preview",
+            json={"data": {"name": "x"}, "recipient": bad},
+            headers=auth(key),
+        )
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["errors"][0]["field"] == "recipient"
+
+
 async def test_preview_with_a_stored_recipient_by_id(client: httpx.AsyncClient, key: str) -> None:
     engine = create_async_engine(DATABASE_URL)
     try:

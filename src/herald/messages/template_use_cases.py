@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from herald.auth.keys import Principal
 from herald.errors import FieldProblem, Forbidden, InvalidInput, NotFound, ValidationFailed, summary
 from herald.messages import template_store
+from herald.messages.recipient_input import recipient_id_problem
 from herald.messages.recipients import load_recipients
 from herald.messages.template_input import (
     PreviewInput,
@@ -121,6 +122,14 @@ class TemplateUseCases:
     ) -> PreviewOut:
         """Render every channel of the chosen locale (or those asked for) with `item.data`
         and the recipient; ValidationFailed naming a missing variable."""
+        if isinstance(item.recipient, str):
+            # No stored recipient has such an id (they are checked when saved); a NUL in it
+            # would not even reach Postgres as text.
+            problem = recipient_id_problem(item.recipient)
+            if problem is not None:
+                raise ValidationFailed(
+                    f"recipient {problem}", problems=[FieldProblem("recipient", problem)]
+                )
         template = await self.get_template(principal, key, item.version)
         recipient = await self._recipient(_api_key(principal), item.recipient)
         locale = item.locale or (recipient or {}).get("locale")

@@ -81,3 +81,17 @@ async def test_syntax_error_missing_variable_and_injection_name_the_field(
     [error] = missing["errors"]
     assert error["extensions"]["field"] == "data.name"
     assert error["message"].endswith("undefined variable 'name' in email.subject")
+
+
+async def test_a_preview_for_a_recipient_id_no_recipient_can_have_is_bad_input(
+    client: httpx.AsyncClient, api_key: str
+) -> None:
+    await graphql(client, api_key, SAVE, key="welcome", input=INPUT)
+    query = """
+    query($id: String!) {
+      templatePreview(key: "welcome", data: {name: "x"}, recipientId: $id) { version }
+    }"""
+    body = await graphql(client, api_key, query, id="a\x00b")
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "recipient"

@@ -88,6 +88,21 @@ async def test_save_get_list_preview_and_delete(grpc_app: GrpcApp) -> None:
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_preview_with_a_recipient_id_no_recipient_can_have_is_invalid(
+    grpc_app: GrpcApp,
+) -> None:
+    stub = TemplateServiceStub(grpc_app.channel)
+    meta = key_metadata(await new_key("grpc-templates"))
+    await stub.SaveTemplate(pb.SaveTemplateRequest(key="welcome", template=WELCOME), metadata=meta)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.PreviewTemplate(
+            pb.PreviewTemplateRequest(key="welcome", data=data(name="x"), recipient_id="a\x00b"),
+            metadata=meta,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "recipient" in (caught.value.details() or "")
+
+
 async def test_syntax_errors_and_missing_variables_name_the_field(grpc_app: GrpcApp) -> None:
     stub = TemplateServiceStub(grpc_app.channel)
     meta = key_metadata(await new_key("grpc-templates"))
