@@ -88,9 +88,14 @@ async def test_use_cases_scope_every_operation_to_its_principal(api_key: str) ->
             await uc.retry_notification(other, created.id)
         with pytest.raises(Forbidden):
             await uc.pause_queue(owner, "sms")
-        with pytest.raises(Forbidden):
-            await uc.send_notification(Principal.for_operator("ops"), NotificationInput(**SMS))
         operator = Principal.for_operator("ops")
+        with pytest.raises(Forbidden, match="only an API key can submit"):
+            await uc.send_notification(operator, NotificationInput(**SMS))
+        # Recipients and templates belong to an API key too: an operator has none of its own.
+        with pytest.raises(Forbidden, match="only an API key can change recipients"):
+            await app.state.resources.recipients.remove_push_token(operator, "user-1", "t")
+        with pytest.raises(Forbidden, match="templates belong to an API key"):
+            await app.state.resources.templates.list_templates(operator)
         assert (await uc.get_notification(operator, created.id)).id == created.id
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.db.models import ApiKey
-from herald.errors import Conflict, NotFound, Unauthenticated
+from herald.errors import Conflict, Forbidden, NotFound, Unauthenticated
 
 KEY_PREFIX = "hk_"
 # A revoked key keeps working in a process for at most this long (the lookup cache).
@@ -50,6 +50,13 @@ class Principal:
     def owner(self) -> uuid.UUID | None:
         """The API key whose notifications this principal may touch; None for all of them."""
         return None if self.operator else self.id
+
+    def api_key(self, refusal: str) -> uuid.UUID:
+        """The API key of a use case that belongs to one (submitting, recipients,
+        templates); an operator has none of its own, and gets Forbidden(`refusal`)."""
+        if self.operator:
+            raise Forbidden(refusal)
+        return self.id
 
 
 async def create_key(session: AsyncSession, name: str) -> str:

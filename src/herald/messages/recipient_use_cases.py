@@ -31,6 +31,8 @@ from herald.notifications.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
 
+_ONLY_KEYS = "only an API key can change recipients"
+
 
 @dataclass(frozen=True, slots=True)
 class Upserted:
@@ -50,7 +52,7 @@ class RecipientUseCases:
         self, principal: Principal, recipient_id: str, item: RecipientInput
     ) -> Upserted:
         """Create the recipient or replace its fields (push tokens and preferences kept)."""
-        owner = _api_key(principal)
+        owner = principal.api_key(_ONLY_KEYS)
         problems = check_recipient(recipient_id, item)
         if problems:
             raise ValidationFailed(summary(problems), problems=problems)
@@ -94,7 +96,7 @@ class RecipientUseCases:
         self, principal: Principal, recipient_id: str, token: str
     ) -> Recipient:
         """Add an FCM registration token (adding one it has refreshes it)."""
-        owner = _api_key(principal)
+        owner = principal.api_key(_ONLY_KEYS)
         problems = check_push_token(token)
         if problems:
             raise ValidationFailed(summary(problems), problems=problems)
@@ -106,7 +108,7 @@ class RecipientUseCases:
             return (await load_recipients(conn, owner, [recipient_id]))[recipient_id]
 
     async def remove_push_token(self, principal: Principal, recipient_id: str, token: str) -> None:
-        owner = _api_key(principal)
+        owner = principal.api_key(_ONLY_KEYS)
         if recipient_id_problem(recipient_id) is None and "\x00" not in token:
             async with self._engine.begin() as conn:
                 if await recipient_store.remove_push_token(conn, owner, recipient_id, token):
@@ -123,7 +125,7 @@ class RecipientUseCases:
         self, principal: Principal, recipient_id: str, item: PreferencesInput
     ) -> Preferences:
         """Replace the recipient's preferences as a whole."""
-        owner = _api_key(principal)
+        owner = principal.api_key(_ONLY_KEYS)
         preferences, problems = check_preferences(item)
         if preferences is None:
             raise ValidationFailed(summary(problems), problems=problems)
@@ -133,12 +135,6 @@ class RecipientUseCases:
             if not await recipient_store.set_preferences(conn, owner, recipient_id, preferences):
                 raise _not_found(recipient_id)
         return preferences
-
-
-def _api_key(principal: Principal) -> uuid.UUID:
-    if principal.owner is None:
-        raise Forbidden("only an API key can change recipients")
-    return principal.owner
 
 
 def _owner(principal: Principal, api_key_id: uuid.UUID | None) -> uuid.UUID:

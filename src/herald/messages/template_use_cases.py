@@ -19,7 +19,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.auth.keys import Principal
-from herald.errors import FieldProblem, Forbidden, InvalidInput, NotFound, ValidationFailed, summary
+from herald.errors import FieldProblem, InvalidInput, NotFound, ValidationFailed, summary
 from herald.messages import template_store
 from herald.messages.recipient_input import recipient_id_problem
 from herald.messages.recipients import load_recipients
@@ -45,6 +45,8 @@ from herald.messages.templates import (
 from herald.notifications.validation import MAX_PAGE
 from herald.vocabulary import CHANNELS
 
+_ONLY_KEYS = "templates belong to an API key; an operator has none of its own"
+
 
 @dataclass(frozen=True, slots=True)
 class TemplatePageResult:
@@ -63,7 +65,7 @@ class TemplateUseCases:
         self, principal: Principal, key: str, item: TemplateInput
     ) -> TemplateVersion:
         """Store a new version; ValidationFailed naming every bad field (and line)."""
-        owner = _api_key(principal)
+        owner = principal.api_key(_ONLY_KEYS)
         problems = validate_template(key, item)
         if problems:
             raise ValidationFailed(summary(problems), problems=problems)
@@ -82,7 +84,7 @@ class TemplateUseCases:
         self, principal: Principal, key: str, version: int | None = None
     ) -> TemplateVersion:
         """The current version, or version `version`; NotFound when there is none."""
-        owner = _api_key(principal)
+        owner = principal.api_key(_ONLY_KEYS)
         _check_key(key)
         if version is not None and version < 1:
             raise InvalidInput(
@@ -99,7 +101,7 @@ class TemplateUseCases:
         self, principal: Principal, *, limit: int = 50, cursor: str | None = None
     ) -> TemplatePageResult:
         """The current version of every template, by key, a page at a time."""
-        owner = _api_key(principal)
+        owner = principal.api_key(_ONLY_KEYS)
         if not 1 <= limit <= MAX_PAGE:
             message = f"must be between 1 and {MAX_PAGE}"
             raise InvalidInput(f"limit {message}", problems=[FieldProblem("limit", message)])
@@ -111,7 +113,7 @@ class TemplateUseCases:
 
     async def delete_template(self, principal: Principal, key: str) -> None:
         """Hide every version; NotFound when there is no such template."""
-        owner = _api_key(principal)
+        owner = principal.api_key(_ONLY_KEYS)
         _check_key(key)
         async with self._engine.begin() as connection:
             if not await template_store.delete(connection, owner, key):
@@ -131,7 +133,7 @@ class TemplateUseCases:
                     f"recipient {problem}", problems=[FieldProblem("recipient", problem)]
                 )
         template = await self.get_template(principal, key, item.version)
-        recipient = await self._recipient(_api_key(principal), item.recipient)
+        recipient = await self._recipient(principal.api_key(_ONLY_KEYS), item.recipient)
         locale = item.locale or (recipient or {}).get("locale")
         available = channels_of(template, locale)
         wanted = item.channels if item.channels is not None else available
@@ -177,12 +179,6 @@ def _render_all(
     recipient: Mapping[str, Any] | None,
 ) -> list[RenderedContent]:
     return [render(template, channel, locale, data, recipient) for channel in channels]
-
-
-def _api_key(principal: Principal) -> uuid.UUID:
-    if principal.owner is None:
-        raise Forbidden("templates belong to an API key; an operator has none of its own")
-    return principal.owner
 
 
 def _check_key(key: str) -> None:

@@ -35,7 +35,7 @@ from herald.notifications import store as notifications_store
 from herald.notifications.events import StatusEvent
 
 # The first event of a just-accepted notification, as the core's own 202 shows it.
-from herald.notifications.use_cases import NotificationUseCases, _first_event
+from herald.notifications.use_cases import ONLY_API_KEYS, NotificationUseCases, _first_event
 from herald.notifications.validation import MAX_BATCH
 
 SEND_MESSAGE = "send_message"
@@ -132,7 +132,7 @@ class MessageUseCases:
         *,
         batch: bool,
     ) -> SentMessages:
-        owner = NotificationUseCases._api_key(principal)
+        owner = principal.api_key(ONLY_API_KEYS)
         problems = [
             _prefixed(p, index if batch else None)
             for index, item in enumerate(items)

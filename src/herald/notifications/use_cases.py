@@ -37,6 +37,8 @@ RETRY_ALL_LIMIT = 1000
 DELETE_LIMIT = 100_000
 DELETE_BATCH = 5000
 MAX_HISTORY_DAYS = 3650
+# Submitting and listing belong to an API key.
+ONLY_API_KEYS = "only an API key can submit or list notifications"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,7 @@ class NotificationUseCases:
         operation: str,
         idempotency_key: str | None,
     ) -> Submitted:
-        owner = self._api_key(principal)
+        owner = principal.api_key(ONLY_API_KEYS)
         key: idempotency.Key | None = None
         if idempotency_key is not None:
             key = idempotency.Key(owner, operation, idempotency.check_key(idempotency_key))
@@ -193,7 +195,7 @@ class NotificationUseCases:
         async with self._autocommit.connect() as connection:
             return await store.list_page(
                 connection,
-                self._api_key(principal),
+                principal.api_key(ONLY_API_KEYS),
                 status=status,
                 channel=channel,
                 reference=reference,
@@ -285,13 +287,6 @@ class NotificationUseCases:
         return HistoryDeleted(deleted, more_left=True)
 
     # -- rules -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _api_key(principal: Principal) -> uuid.UUID:
-        """Submitting and listing belong to an API key."""
-        if principal.owner is None:
-            raise Forbidden("only an API key can submit or list notifications")
-        return principal.owner
 
     @staticmethod
     def _operator(principal: Principal) -> None:
