@@ -31,7 +31,7 @@ from herald.notifications.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
 
-_ONLY_KEYS = "only an API key can change recipients"
+_ONLY_API_KEYS = "only an API key can change recipients"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class RecipientUseCases:
         self, principal: Principal, recipient_id: str, item: RecipientInput
     ) -> Upserted:
         """Create the recipient or replace its fields (push tokens and preferences kept)."""
-        owner = principal.api_key(_ONLY_KEYS)
+        owner = principal.api_key(_ONLY_API_KEYS)
         problems = check_recipient(recipient_id, item)
         if problems:
             raise ValidationFailed(summary(problems), problems=problems)
@@ -96,7 +96,7 @@ class RecipientUseCases:
         self, principal: Principal, recipient_id: str, token: str
     ) -> Recipient:
         """Add an FCM registration token (adding one it has refreshes it)."""
-        owner = principal.api_key(_ONLY_KEYS)
+        owner = principal.api_key(_ONLY_API_KEYS)
         problems = check_push_token(token)
         if problems:
             raise ValidationFailed(summary(problems), problems=problems)
@@ -108,7 +108,7 @@ class RecipientUseCases:
             return (await load_recipients(conn, owner, [recipient_id]))[recipient_id]
 
     async def remove_push_token(self, principal: Principal, recipient_id: str, token: str) -> None:
-        owner = principal.api_key(_ONLY_KEYS)
+        owner = principal.api_key(_ONLY_API_KEYS)
         if recipient_id_problem(recipient_id) is None and "\x00" not in token:
             async with self._engine.begin() as conn:
                 if await recipient_store.remove_push_token(conn, owner, recipient_id, token):
@@ -125,7 +125,7 @@ class RecipientUseCases:
         self, principal: Principal, recipient_id: str, item: PreferencesInput
     ) -> Preferences:
         """Replace the recipient's preferences as a whole."""
-        owner = principal.api_key(_ONLY_KEYS)
+        owner = principal.api_key(_ONLY_API_KEYS)
         preferences, problems = check_preferences(item)
         if preferences is None:
             raise ValidationFailed(summary(problems), problems=problems)

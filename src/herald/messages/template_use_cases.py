@@ -45,7 +45,7 @@ from herald.messages.templates import (
 from herald.notifications.validation import MAX_PAGE
 from herald.vocabulary import CHANNELS
 
-_ONLY_KEYS = "templates belong to an API key; an operator has none of its own"
+_ONLY_API_KEYS = "templates belong to an API key; an operator has none of its own"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ class TemplateUseCases:
         self, principal: Principal, key: str, item: TemplateInput
     ) -> TemplateVersion:
         """Store a new version; ValidationFailed naming every bad field (and line)."""
-        owner = principal.api_key(_ONLY_KEYS)
+        owner = principal.api_key(_ONLY_API_KEYS)
         problems = validate_template(key, item)
         if problems:
             raise ValidationFailed(summary(problems), problems=problems)
@@ -84,7 +84,7 @@ class TemplateUseCases:
         self, principal: Principal, key: str, version: int | None = None
     ) -> TemplateVersion:
         """The current version, or version `version`; NotFound when there is none."""
-        owner = principal.api_key(_ONLY_KEYS)
+        owner = principal.api_key(_ONLY_API_KEYS)
         _check_key(key)
         if version is not None and version < 1:
             raise InvalidInput(
@@ -101,7 +101,7 @@ class TemplateUseCases:
         self, principal: Principal, *, limit: int = 50, cursor: str | None = None
     ) -> TemplatePageResult:
         """The current version of every template, by key, a page at a time."""
-        owner = principal.api_key(_ONLY_KEYS)
+        owner = principal.api_key(_ONLY_API_KEYS)
         if not 1 <= limit <= MAX_PAGE:
             message = f"must be between 1 and {MAX_PAGE}"
             raise InvalidInput(f"limit {message}", problems=[FieldProblem("limit", message)])
@@ -113,7 +113,7 @@ class TemplateUseCases:
 
     async def delete_template(self, principal: Principal, key: str) -> None:
         """Hide every version; NotFound when there is no such template."""
-        owner = principal.api_key(_ONLY_KEYS)
+        owner = principal.api_key(_ONLY_API_KEYS)
         _check_key(key)
         async with self._engine.begin() as connection:
             if not await template_store.delete(connection, owner, key):
@@ -124,16 +124,8 @@ class TemplateUseCases:
     ) -> PreviewOut:
         """Render every channel of the chosen locale (or those asked for) with `item.data`
         and the recipient; ValidationFailed naming a missing variable."""
-        if isinstance(item.recipient, str):
-            # No stored recipient has such an id (they are checked when saved); a NUL in it
-            # would not even reach Postgres as text.
-            problem = recipient_id_problem(item.recipient)
-            if problem is not None:
-                raise ValidationFailed(
-                    f"recipient {problem}", problems=[FieldProblem("recipient", problem)]
-                )
         template = await self.get_template(principal, key, item.version)
-        recipient = await self._recipient(principal.api_key(_ONLY_KEYS), item.recipient)
+        recipient = await self._recipient(principal.api_key(_ONLY_API_KEYS), item.recipient)
         locale = item.locale or (recipient or {}).get("locale")
         available = channels_of(template, locale)
         wanted = item.channels if item.channels is not None else available
@@ -164,6 +156,13 @@ class TemplateUseCases:
             return None
         if not isinstance(given, str):
             return {**dict.fromkeys(RECIPIENT_FIELDS), "data": {}, **msgspec.to_builtins(given)}
+        # No stored recipient has such an id (they are checked when saved); a NUL in it would
+        # not even reach Postgres as text.
+        problem = recipient_id_problem(given)
+        if problem is not None:
+            raise ValidationFailed(
+                f"recipient {problem}", problems=[FieldProblem("recipient", problem)]
+            )
         async with self._autocommit.connect() as connection:
             found = await load_recipients(connection, owner, [given])
         if given not in found:
