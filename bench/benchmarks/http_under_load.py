@@ -99,7 +99,7 @@ class HttpUnderLoad(ThroughHerald):
             "targets": 50 if mode == "tiny" else 200,
             # Enough for the start and the whole measurement at ~3 000 deliveries/s, more
             # than one process delivers here on a fast day; a run fails if it runs out.
-            "backlog": {"full": 40000, "quick": 3000, "tiny": 2500}[mode],
+            "backlog": {"full": 40000, "quick": 10000, "tiny": 8000}[mode],
             "concurrency": CONCURRENCY,
         }
 
