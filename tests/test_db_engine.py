@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from sqlalchemy import event
 
 from herald.db.engine import IDLE_PING_SECONDS
 from tests.conftest import DATABASE_URL, make_settings, running_app
@@ -72,3 +73,43 @@ async def test_a_single_role_process_has_one_pool() -> None:
         async with running_app(settings) as (app, _):
             resources = app.state.resources
             assert resources.worker_engine is resources.engine
+
+
+async def test_the_api_pool_is_open_before_the_first_burst_of_requests() -> None:
+    """The API's pool connects at start-up, so a burst of concurrent requests (here as many
+    as the pool holds) connects nothing while it is served; a worker-only process opens
+    nothing ahead (its workers connect as they start)."""
+    key = await new_key("warm")
+    settings = make_settings(enable_workers=False, database_pool_size=6)
+    async with running_app(settings) as (app, client):
+        pool = app.state.resources.engine.sync_engine.pool
+        assert pool.checkedin() == 6
+        connects: list[object] = []
+
+        def connected(*_: object) -> None:
+            connects.append(True)
+
+        event.listen(pool, "connect", connected)
+        try:
+            burst = await asyncio.gather(
+                *(client.get("/v1/notifications", headers=auth(key)) for _ in range(6))
+            )
+        finally:
+            event.remove(pool, "connect", connected)
+        assert [r.status_code for r in burst] == [200] * 6
+        assert connects == []
+    async with running_app(make_settings(enable_api=False, database_pool_size=6)) as (app, _):
+        assert app.state.resources.engine.sync_engine.pool.checkedin() < 6
+
+
+async def test_a_process_starts_while_the_database_is_down() -> None:
+    """Opening the pool ahead is best effort: with Postgres unreachable the process still
+    starts, and readiness says what is wrong."""
+    settings = make_settings(
+        enable_workers=False,
+        database_url="postgresql+asyncpg://postgres@127.0.0.1:1/nowhere",
+        database_timeout_seconds=1,
+    )
+    async with running_app(settings) as (_, client):
+        ready = await client.get("/health/ready")
+    assert ready.status_code == 503

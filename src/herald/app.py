@@ -34,7 +34,12 @@ from herald.auth.keys import KeyAuthenticator
 from herald.channels import open_providers
 from herald.channels.push import ServiceAccount
 from herald.config import Settings, SettingsError
-from herald.db.engine import create_engine, create_session_maker, warn_without_lock_timeout
+from herald.db.engine import (
+    create_engine,
+    create_session_maker,
+    open_pool,
+    warn_without_lock_timeout,
+)
 from herald.logging import configure_logging
 from herald.memory import CeilingTooLow, MemoryCeiling
 from herald.messages.recipient_use_cases import RecipientUseCases
@@ -140,6 +145,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             metrics.prime(select_queues(settings, registry), provider_names)
         await _warn_about_eviction(redis)
         await warn_without_lock_timeout(engine, settings)
+        if settings.enable_api:
+            await open_pool(engine, settings.database_pool_size)
         # Measured in every role; it holds workers back only where they share the loop with
         # the API (a unified process).
         lag_guard = LagGuard(settings.lag_guard_seconds if role == "unified" else 0.0)

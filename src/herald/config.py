@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         10,
         ge=1,
         description="Postgres connections per pool, plus as many overflow (a unified process"
-        " has two pools: the API's and the workers').",
+        " has two pools: the API's, opened at start-up, and the workers').",
     )
     database_pool_mode: Literal["session", "transaction"] = Field(
         "session",
