@@ -149,7 +149,10 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             await open_pool(engine, settings.database_pool_size)
         # Measured in every role; it holds workers back only where they share the loop with
         # the API (a unified process).
-        lag_guard = LagGuard(settings.lag_guard_seconds if role == "unified" else 0.0)
+        lag_guard = LagGuard(
+            settings.lag_guard_seconds if role == "unified" else 0.0,
+            share=settings.api_first_worker_share,
+        )
         lag_guard.start()
         stack.push_async_callback(lag_guard.stop)
         app.state.lag_guard = lag_guard

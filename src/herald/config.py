@@ -193,6 +193,13 @@ class Settings(BaseSettings):
         description="Event-loop lag above which, while the API serves requests, the workers "
         "take no new jobs until it falls below half (0: measure only).",
     )
+    api_first_worker_share: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of their slots the workers keep to while the API serves and a "
+        "unified process's CPU is saturated, e.g. 0.5 (1: never held back this way).",
+    )
     worker_restart_max_seconds: float = Field(
         30.0, gt=0, description="Cap of the backoff between restarts of a failed worker loop."
     )

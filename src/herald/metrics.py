@@ -92,6 +92,15 @@ lag_guard_engaged = Counter(
     "herald_lag_guard_engaged",
     "Times the workers stopped taking new jobs because the API's event loop lagged.",
 )
+worker_share_engaged = Counter(
+    "herald_worker_share_engaged",
+    "Times the workers kept to API_FIRST_WORKER_SHARE of their slots because the process's"
+    " CPU was saturated while the API served.",
+)
+worker_share_held = Gauge(
+    "herald_worker_share_held",
+    "1 while the workers keep to API_FIRST_WORKER_SHARE of their slots, else 0.",
+)
 worker_restarts = Counter(
     "herald_worker_restarts", "Worker loops restarted after they failed.", ["queue"]
 )

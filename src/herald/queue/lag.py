@@ -16,12 +16,24 @@ Why these rules, and why this cannot starve deliveries:
   the guard releases itself; when the API alone is the cause, the minimum share remains.
 - A long-lived stream (SSE, WebSocket) counts only when it starts and ends, not while it
   waits for events.
+
+A second, milder stage works on the loop's load rather than its lag: when the process has
+used at least `_SATURATED_CPU` of a core over the last half second while the API serves, the
+workers keep to `share` of their slots (`API_FIRST_WORKER_SHARE`, e.g. a half), until the
+CPU falls under `_UNSATURATED_CPU` or the API goes quiet. Lag stays small on a saturated loop
+(its turns take a few milliseconds), but every request waits a turn at each step, and a turn
+is long when forty jobs resume in it. Measured (`http_under_load`, bench/README.md): half the
+slots took the GET p99 from about 2.2x to about 1.5x the idle one, for a fifth to a third
+fewer deliveries while the reads lasted. That is a trade for the operator to choose, so the
+share is 1 (off) by default. Deliveries that wait for their provider, not the CPU, leave the
+process far from a core, so the stage does not engage for them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 
@@ -32,6 +44,11 @@ from herald import metrics
 log = structlog.get_logger()
 
 _API_ACTIVE_SECONDS = 1.0
+# The process's CPU, as a share of one core over each half second, at which the second stage
+# engages and under which it releases.
+_SATURATED_CPU = 0.8
+_UNSATURATED_CPU = 0.6
+_CPU_WINDOW_SAMPLES = 10
 _last_request = float("-inf")
 
 
@@ -46,14 +63,19 @@ def api_active() -> bool:
 
 
 class LagGuard:
-    """Measure the loop's lag every `interval`; `engaged` while it holds the workers back.
-    `threshold` 0 measures only (never engages)."""
+    """Measure the loop's lag every `interval`; `engaged` while it holds the workers back,
+    `saturated` while they keep to `share` of their slots. `threshold` 0 measures only
+    (neither stage engages); `share` 1 turns the second stage off."""
 
-    def __init__(self, threshold: float, interval: float = 0.05) -> None:
+    def __init__(self, threshold: float, interval: float = 0.05, share: float = 1.0) -> None:
         self.threshold = threshold
         self.interval = interval
         self.engaged = False
         self.lag = 0.0
+        self.share = share
+        self.saturated = False
+        self._samples = 0
+        self._cpu = (time.process_time(), time.monotonic())
         self._on_release: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -70,6 +92,7 @@ class LagGuard:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.saturated = False
         self._release()
 
     async def _measure(self) -> None:
@@ -78,6 +101,24 @@ class LagGuard:
             started = loop.time()
             await asyncio.sleep(self.interval)
             self.observe(max(loop.time() - started - self.interval, 0.0))
+            self._samples += 1
+            if self._samples % _CPU_WINDOW_SAMPLES == 0:
+                cpu, now = time.process_time(), time.monotonic()
+                self.observe_cpu((cpu - self._cpu[0]) / max(now - self._cpu[1], 1e-6))
+                self._cpu = (cpu, now)
+
+    def observe_cpu(self, busy: float) -> None:
+        """The process used `busy` of a core since the last call: the second stage."""
+        if self.threshold <= 0 or self.share >= 1:
+            return
+        if not self.saturated and busy >= _SATURATED_CPU and api_active():
+            self.saturated = True
+            metrics.worker_share_engaged.inc()
+            metrics.worker_share_held.set(1)
+        elif self.saturated and (busy < _UNSATURATED_CPU or not api_active()):
+            self.saturated = False
+            metrics.worker_share_held.set(0)
+            self._wake()
 
     def observe(self, lag: float) -> None:
         self.lag = lag
@@ -95,11 +136,17 @@ class LagGuard:
     def _release(self) -> None:
         if self.engaged:
             self.engaged = False
-            for callback in self._on_release:
-                callback()
+            self._wake()
+
+    def _wake(self) -> None:
+        for callback in self._on_release:
+            callback()
 
     def free_slots(self, free: int, running: int) -> int:
         """How many new jobs a worker with `free` slots and `running` jobs may take now."""
-        if not self.engaged:
+        if self.engaged:
+            return min(free, 1) if running == 0 else 0
+        if not self.saturated:
             return free
-        return min(free, 1) if running == 0 else 0
+        allowed = max(1, math.ceil((free + running) * self.share))
+        return max(0, min(free, allowed - running))
