@@ -102,8 +102,8 @@ def create_engine(settings: Settings, *, application_name: str) -> AsyncEngine:
     return engine
 
 
-async def open_pool(engine: AsyncEngine, count: int) -> int:
-    """Open `count` of the pool's connections now (they stay pooled), and say how many opened.
+async def open_pool(engine: AsyncEngine, count: int) -> None:
+    """Open `count` of the pool's connections now (they stay pooled).
 
     SQLAlchemy's pool connects on demand, so a process that has served one request at a time
     holds one connection, and the first burst of concurrent requests connects in the middle of
@@ -125,7 +125,6 @@ async def open_pool(engine: AsyncEngine, count: int) -> int:
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
         log.debug("database.pool_not_opened", error=f"{type(failed[0]).__name__}: {failed[0]}")
-    return len(opened)
 
 
 def ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:

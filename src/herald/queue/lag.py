@@ -92,7 +92,7 @@ class LagGuard:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self.saturated = False
+        self._unhold()
         self._release()
 
     async def _measure(self) -> None:
@@ -115,10 +115,8 @@ class LagGuard:
             self.saturated = True
             metrics.worker_share_engaged.inc()
             metrics.worker_share_held.set(1)
-        elif self.saturated and (busy < _UNSATURATED_CPU or not api_active()):
-            self.saturated = False
-            metrics.worker_share_held.set(0)
-            self._wake()
+        elif busy < _UNSATURATED_CPU or not api_active():
+            self._unhold()
 
     def observe(self, lag: float) -> None:
         self.lag = lag
@@ -136,6 +134,13 @@ class LagGuard:
     def _release(self) -> None:
         if self.engaged:
             self.engaged = False
+            self._wake()
+
+    def _unhold(self) -> None:
+        """End the second stage, if it holds the workers: they may take all their slots."""
+        if self.saturated:
+            self.saturated = False
+            metrics.worker_share_held.set(0)
             self._wake()
 
     def _wake(self) -> None:
