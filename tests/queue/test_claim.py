@@ -144,4 +144,6 @@ async def test_a_dead_workers_pick_frees_within_its_short_lease_and_a_running_jo
     finally:
         live.stop()
         await loop
+        # A job whose bookkeeping is still being written is running: close() would cancel it.
+        await live.wait_idle()
         await live.close()

@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -133,6 +133,20 @@ def _finish(method: str, code: grpc.StatusCode, started: float, *, timed: bool) 
     log.info("grpc.request", code=code.name, duration_ms=round(duration * 1000, 2))
 
 
+async def _fail(
+    context: grpc.aio.ServicerContext[Any, Any],
+    method: str,
+    started: float,
+    status: grpc.Status,
+    *,
+    timed: bool,
+) -> NoReturn:
+    """End the call with `status`, counted first: `abort` sends the status at once, so a
+    client that has seen it finds it in the metrics and the log."""
+    _finish(method, status.code, started, timed=timed)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
 def unary(
     method: str, handler: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
@@ -141,7 +155,7 @@ def unary(
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
         note_request()
-        code = grpc.StatusCode.OK
+        code: grpc.StatusCode | None = grpc.StatusCode.OK
         with structlog.contextvars.bound_contextvars(
             request_id=_request_id(context), grpc_method=method
         ):
@@ -151,14 +165,14 @@ def unary(
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     raise
-                status = to_status(exc)
-                code = status.code
-                await context.abort(status.code, status.details, status.trailing_metadata)
+                code = None  # counted by `_fail`, before its status leaves
+                await _fail(context, method, started, to_status(exc), timed=True)
             except BaseException:  # cancelled: the client went away or its deadline passed
                 code = grpc.StatusCode.CANCELLED
                 raise
             finally:
-                _finish(method, code, started, timed=True)
+                if code is not None:
+                    _finish(method, code, started, timed=True)
 
     return call
 
@@ -186,7 +200,7 @@ def stream(
 
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         started = time.perf_counter()
-        code = grpc.StatusCode.OK
+        code: grpc.StatusCode | None = grpc.StatusCode.OK
         with structlog.contextvars.bound_contextvars(
             request_id=_request_id(context), grpc_method=method
         ):
@@ -197,14 +211,14 @@ def stream(
             except Exception as exc:
                 if isinstance(exc, grpc.aio.AbortError):
                     raise
-                status = to_status(exc)
-                code = status.code
-                await context.abort(status.code, status.details, status.trailing_metadata)
+                code = None
+                await _fail(context, method, started, to_status(exc), timed=False)
             except BaseException:
                 code = grpc.StatusCode.CANCELLED
                 raise
             finally:
-                _finish(method, code, started, timed=False)
+                if code is not None:
+                    _finish(method, code, started, timed=False)
 
     return call
 
