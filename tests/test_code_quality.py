@@ -47,13 +47,24 @@ def _modules() -> list[str]:
 # Imported once before forking, so each child pays only for Herald's own modules.
 _THIRD_PARTY = (
     "litestar sqlalchemy.ext.asyncio redis.asyncio arq msgspec structlog pydantic_settings"
+    " strawberry grpc grpc_health.v1.health grpc_reflection.v1alpha.reflection"
+    " google.protobuf.message alembic jinja2.sandbox httpx asyncpg prometheus_client uvicorn"
 )
 _IMPORT_EACH = f"""
 import importlib, os, sys
 for name in {_THIRD_PARTY.split()!r}:
     importlib.import_module(name)
-bad = []
+bad, running = [], {{}}
+
+def reap():
+    pid, status = os.wait()
+    if status != 0:
+        bad.append(running[pid])
+    del running[pid]
+
 for module in sys.argv[1:]:
+    while len(running) >= (os.cpu_count() or 1):  # one child a core at a time
+        reap()
     pid = os.fork()
     if pid == 0:
         try:
@@ -61,9 +72,10 @@ for module in sys.argv[1:]:
         except BaseException:
             os._exit(1)
         os._exit(0)
-    if os.waitpid(pid, 0)[1] != 0:
-        bad.append(module)
-print(" ".join(bad))
+    running[pid] = module
+while running:
+    reap()
+print(" ".join(sorted(bad)))
 """
 
 
