@@ -38,17 +38,17 @@ async def test_a_failed_write_reaches_every_caller_of_its_batch_and_the_next_bat
 
 async def test_what_arrives_during_a_write_goes_in_the_next_and_max_size_splits_a_batch() -> None:
     writes: list[list[int]] = []
-    release = asyncio.Event()
+    in_flight, release = asyncio.Event(), asyncio.Event()
 
     async def write(items: list[int]) -> list[int]:
         writes.append(items)
+        in_flight.set()
         await release.wait()
         return items
 
     batcher = Batcher(write, max_size=3)
     first = [asyncio.ensure_future(batcher.submit(n)) for n in range(2)]
-    while not writes:  # the first write is in flight
-        await asyncio.sleep(0)
+    await asyncio.wait_for(in_flight.wait(), timeout=5)
     later = [asyncio.ensure_future(batcher.submit(n)) for n in range(2, 7)]
     release.set()
     assert await asyncio.gather(*first, *later) == list(range(7))
