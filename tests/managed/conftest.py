@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from tests.api.live.test_replicas_and_outages import until_sent
-from tests.guarantees.conftest import FAST_RECOVERY, count_by_status, submit
+from tests.guarantees.conftest import FAST_RECOVERY, count_by_status, submit, wait_all_sent
 from tests.guarantees.test_rate_limit import busiest_second, rate_limit_waits
 from tests.notifications.conftest import auth
 from tests.support.process import HeraldProcess
@@ -57,8 +57,10 @@ async def exercise(process: HeraldProcess, key: str, standin: TwilioStandIn) -> 
     # guarantees test allows (tests/guarantees/test_rate_limit.py), in sends rather than 10%.
     assert busiest_second(times) <= RATE + 2, times
     assert rate_limit_waits(process) > 0
-    counts = count_by_status(process, key)
-    assert set(counts) == {"sent"}, counts
+    # The stand-in counts a send when its request arrives; Herald records the outcome a moment
+    # later (outcomes are written in batches), so the last ones may still read `sending` here.
+    total = sum(count_by_status(process, key).values())
+    wait_all_sent(process, key, total, timeout=30)
 
 
 def wait_for_sends(standin: TwilioStandIn, total: int, started: float) -> None:
